@@ -1,0 +1,552 @@
+"""Real components for end-to-end tests: an OpenID provider, Redis, PostgreSQL, and login helpers.
+
+Each component is a context manager that runs one child process on 127.0.0.1, logs its output to
+``tests/artifacts/<name>-<port>.log`` and is always stopped on exit. A component that is not
+installed skips the test (or fails it when ``CI=true``), see :func:`missing_component`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, NoReturn, Self
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+HOST = "127.0.0.1"
+TESTS_DIR = Path(__file__).resolve().parent
+ARTIFACTS_DIR = TESTS_DIR / "artifacts"
+PROVIDER_DIR = TESTS_DIR / "e2e" / "provider"
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+
+
+def missing_component(name: str, how_to_install: str) -> NoReturn:
+    """Skip the test because ``name`` is not installed; fail it instead when ``CI=true``."""
+    message = f"{name} is not available; install it with: {how_to_install}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until true; after ``timeout`` s raise ``TimeoutError`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class ChildProcess:
+    """A server process on 127.0.0.1 with its output in a log file; start/stop may repeat.
+
+    Subclasses define ``name``, :meth:`command` and ``ready_text``, printed once it serves.
+    """
+
+    name = "process"
+    ready_text = ""
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = ARTIFACTS_DIR / f"{self.name}-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def popen_options(self) -> dict[str, Any]:
+        """Extra ``subprocess.Popen`` arguments (environment, user, working directory)."""
+        return {}
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the process and wait until it prints ``ready_text``; stop it again on failure."""
+        if self._process is not None:
+            raise RuntimeError(f"{self.name} is already started")
+        command = self.command()  # may skip the test: before anything needs cleaning up
+        ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        log_offset = self._log.tell()
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            **self.popen_options(),
+        )
+        try:
+            wait_for(lambda: self._is_ready(log_offset), START_TIMEOUT, f"{self.name} to start")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _is_ready(self, log_offset: int) -> bool:
+        if not self.running:
+            raise RuntimeError(f"{self.name} exited during start-up, see {self.log_path}")
+        with self.log_path.open("rb") as log:
+            log.seek(log_offset)
+            return self.ready_text.encode() in log.read()
+
+    def stop(self) -> None:
+        """Stop the process (SIGKILL if it does not end in time) and close its log. Idempotent."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a paused process would not handle the signal
+                process.send_signal(self.stop_signal)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): the kernel accepts connections, nothing answers."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self._process is None or not self.running:
+            raise RuntimeError(f"{self.name} is not running")
+        self._process.send_signal(signum)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- OpenID provider ------------------------------------------------------------------------------
+
+
+class OidcClient(NamedTuple):
+    client_id: str
+    client_secret: str
+
+
+class OidcProvider(ChildProcess):
+    """``tests/e2e/provider/server.mjs`` (panva oidc-provider) at ``http://127.0.0.1:<port>``.
+
+    State lives in memory: :meth:`stop` then :meth:`start` (same port, same signing keys) loses all
+    clients, sessions and grants, and :meth:`start` registers nothing again; the caller does.
+    Use :meth:`pause`/:meth:`resume` for a provider that hangs instead of refusing connections.
+    """
+
+    name = "oidc-provider"
+    install_hint = "apt-get install -y nodejs npm && npm ci --prefix tests/e2e/provider"
+
+    def __init__(
+        self, port: int | None = None, *, access_token_ttl: int = 300, id_token_ttl: int = 300
+    ) -> None:
+        super().__init__(port)
+        self.issuer = f"http://{HOST}:{self.port}"
+        self.ready_text = f"ready {self.issuer}"
+        self.access_token_ttl = access_token_ttl
+        self.id_token_ttl = id_token_ttl
+
+    def command(self) -> list[str]:
+        node = shutil.which("node")
+        if node is None:
+            missing_component("node (Node.js)", self.install_hint)
+        if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+            missing_component("oidc-provider (npm)", self.install_hint)
+        return [node, str(PROVIDER_DIR / "server.mjs")]
+
+    def popen_options(self) -> dict[str, Any]:
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "ISSUER": self.issuer,
+            "ACCESS_TOKEN_TTL": str(self.access_token_ttl),
+            "ID_TOKEN_TTL": str(self.id_token_ttl),
+        }
+        return {"env": env, "cwd": PROVIDER_DIR}
+
+    def url(self, path: str) -> str:
+        return f"{self.issuer}{path}"
+
+    def metadata(self) -> dict[str, Any]:
+        """The discovery document (``/.well-known/openid-configuration``)."""
+        response = httpx.get(self.url("/.well-known/openid-configuration"))
+        response.raise_for_status()
+        return dict(response.json())
+
+    def register_client(
+        self,
+        redirect_uris: Sequence[str],
+        post_logout_redirect_uris: Sequence[str] = (),
+        backchannel_logout_uri: str | None = None,
+        **metadata: Any,
+    ) -> OidcClient:
+        """Register a confidential client (client_secret_basic) by Dynamic Client Registration.
+
+        Extra keyword arguments are more client metadata, e.g. ``token_endpoint_auth_method``.
+        """
+        body: dict[str, Any] = {
+            "redirect_uris": list(redirect_uris),
+            "post_logout_redirect_uris": list(post_logout_redirect_uris),
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+        if backchannel_logout_uri is not None:
+            body["backchannel_logout_uri"] = backchannel_logout_uri
+            body["backchannel_logout_session_required"] = True
+        body.update(metadata)
+        response = httpx.post(self.url("/reg"), json=body)
+        if response.status_code != 201:
+            raise RuntimeError(f"registration failed: {response.status_code} {response.text}")
+        registered = response.json()
+        return OidcClient(registered["client_id"], registered.get("client_secret", ""))
+
+    def logout(self, sub: str, client_id: str | None = None) -> dict[str, Any]:
+        """End the provider sessions of ``sub`` (test-only route) and send back-channel logouts.
+
+        Returns ``{"sub": ..., "backchannel": [{"client_id", "ok", "status"?, "error"?}, ...]}``.
+        """
+        body = {"sub": sub} if client_id is None else {"sub": sub, "client_id": client_id}
+        response = httpx.post(self.url("/__test/logout"), json=body, timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+class RedisServer(ChildProcess):
+    """Debian's ``redis-server`` without persistence; ``url`` is ``redis://127.0.0.1:<port>/0``."""
+
+    name = "redis"
+    ready_text = "Ready to accept connections"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def command(self) -> list[str]:
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            missing_component("redis-server", "apt-get install -y redis-server")
+        return [
+            redis_server,
+            *("--bind", HOST, "--port", str(self.port)),
+            *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+        ]
+
+
+def redis_ping(port: int) -> bytes:
+    """Send a raw ``PING`` to Redis on 127.0.0.1 and return the reply line (``b"+PONG"``)."""
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).strip()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+def postgres_bin(program: str) -> str:
+    """Path of a PostgreSQL server program (Debian keeps them out of PATH)."""
+    found = shutil.which(program)
+    if found is not None:
+        return found
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{program}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    if not candidates:
+        missing_component("PostgreSQL server", "apt-get install -y postgresql")
+    return str(candidates[-1])
+
+
+class PostgresServer(ChildProcess):
+    """A throw-away PostgreSQL cluster in a temporary directory, trust auth on 127.0.0.1 only.
+
+    As root it runs as the ``postgres`` user (PostgreSQL refuses root). ``url`` is for SQLAlchemy
+    with asyncpg, ``dsn`` for libpq tools. :meth:`stop` keeps the data; :meth:`cleanup` deletes it.
+    """
+
+    name = "postgres"
+    ready_text = "database system is ready to accept connections"
+    stop_signal = signal.SIGINT  # "fast" shutdown; SIGTERM would wait for clients to disconnect
+
+    def __init__(self, port: int | None = None, *, database: str = "app") -> None:
+        super().__init__(port)
+        self.database = database
+        self.directory: Path | None = None  # created by the first start()
+        self._as_postgres = os.geteuid() == 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@{HOST}:{self.port}/{self.database}"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/{self.database}"
+
+    def popen_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"cwd": self.directory}
+        if self._as_postgres:
+            options.update(user="postgres", group="postgres", extra_groups=[])
+        return options
+
+    def command(self) -> list[str]:
+        assert self.directory is not None
+        return [
+            postgres_bin("postgres"),
+            *("-D", str(self.directory / "data"), "-F"),
+            *("-h", HOST, "-p", str(self.port), "-k", str(self.directory)),
+        ]
+
+    def start(self) -> None:
+        first_start = self.directory is None
+        if first_start:
+            self._initdb()
+        super().start()
+        if first_start:
+            self.psql(f'CREATE DATABASE "{self.database}"', database="postgres")
+
+    def _initdb(self) -> None:
+        initdb = postgres_bin("initdb")
+        self.directory = Path(tempfile.mkdtemp(prefix="e2e-postgres-"))
+        if self._as_postgres:
+            shutil.chown(self.directory, "postgres", "postgres")
+        command = [
+            initdb,
+            *("-D", str(self.directory / "data"), "-U", "postgres", "--auth=trust"),
+            *("--no-sync", "--no-locale", "--encoding=UTF8"),
+        ]
+        subprocess.run(command, check=True, capture_output=True, **self.popen_options())
+
+    def psql(self, sql: str, database: str | None = None) -> str:
+        """Run ``sql`` with ``psql`` and return its unaligned, tuples-only output."""
+        dsn = f"postgresql://postgres@{HOST}:{self.port}/{database or self.database}"
+        result = subprocess.run(
+            [postgres_bin("psql"), dsn, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip()
+
+    def cleanup(self) -> None:
+        """Stop the server and delete its data directory."""
+        self.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+# --- Browser --------------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@contextmanager
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (never ``playwright install``)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_component("playwright (Python package)", "pip install -r tests/requirements.txt")
+    if not CHROMIUM.exists():
+        missing_component("Chromium", "apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# --- OAuth helpers --------------------------------------------------------------------------------
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE ``(code_verifier, code_challenge)`` pair for the S256 method."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, NOT verified: for assertions about tokens only."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+@dataclass
+class _Form:
+    action: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _FormParser(HTMLParser):
+    """Collects the forms of a page with their hidden/preset input values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[_Form] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self.forms.append(_Form(values.get("action", "")))
+        elif tag == "input" and self.forms and values.get("name"):
+            self.forms[-1].fields[values["name"]] = values.get("value", "")
+
+
+def _forms(html: str) -> list[_Form]:
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    return parser.forms
+
+
+def _drive_provider(
+    client: httpx.Client, url: str, answer: Callable[[_Form], dict[str, str] | None]
+) -> str:
+    """GET ``url`` on the provider, follow its redirects and answer its forms with ``answer``.
+
+    Returns the first redirect that leaves the provider (scheme, host and port differ), unfollowed.
+    """
+    provider_origin = urlsplit(url)[:2]
+    response = client.get(url, follow_redirects=False)
+    for _step in range(10):
+        if response.is_redirect:
+            location = urljoin(str(response.url), response.headers["location"])
+            if urlsplit(location)[:2] != provider_origin:
+                return location
+            response = client.get(location, follow_redirects=False)
+            continue
+        if response.status_code != 200:
+            raise AssertionError(f"provider answered {response.status_code}: {response.text[:500]}")
+        page_forms = [(form, answer(form)) for form in _forms(response.text)]
+        answered = [(form, data) for form, data in page_forms if data is not None]
+        if not answered:
+            raise AssertionError(f"unexpected page at {response.url}: {response.text[:500]}")
+        form, data = answered[0]
+        action = urljoin(str(response.url), form.action)
+        response = client.post(action, data={**form.fields, **data}, follow_redirects=False)
+    raise AssertionError(f"too many steps at the provider, last at {response.url}")
+
+
+def provider_login(client: httpx.Client, authorize_url: str, username: str) -> str:
+    """Log ``username`` in through the provider's login (and consent) pages, with plain HTTP.
+
+    ``client`` must keep cookies across calls (the provider's interaction cookies) and should be
+    the same client for the app's requests, if any. Returns the redirect to the app's callback
+    (``...?code=...&state=...`` or ``...?error=...``) without following it.
+    """
+
+    def answer(form: _Form) -> dict[str, str] | None:
+        if form.fields.get("prompt") == "login":
+            return {"login": username, "password": "any password"}
+        if form.fields.get("prompt") == "consent":
+            return {}
+        return None
+
+    return _drive_provider(client, authorize_url, answer)
+
+
+def provider_logout(client: httpx.Client, end_session_url: str) -> str:
+    """Confirm RP-initiated logout on the provider's page (``logout=yes``: the whole session).
+
+    Returns the redirect to the ``post_logout_redirect_uri`` without following it. Raises if the
+    provider keeps the user on its own "signed out" page (no registered post-logout URI).
+    """
+
+    def answer(form: _Form) -> dict[str, str] | None:
+        return {"logout": "yes"} if "xsrf" in form.fields else None
+
+    return _drive_provider(client, end_session_url, answer)
+
+
+def authorize_url(
+    provider: OidcProvider,
+    client_id: str,
+    redirect_uri: str,
+    code_challenge: str,
+    *,
+    scope: str = "openid profile email offline_access",
+    state: str | None = None,
+    **params: str,
+) -> str:
+    """An authorization-code request URL with PKCE S256 and a random state and nonce."""
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state or secrets.token_urlsafe(16),
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+        **params,
+    }
+    return f"{provider.url('/auth')}?{urlencode(query)}"

@@ -1,0 +1,251 @@
+// OpenID provider for the template's end-to-end tests. TEST-ONLY: never use this anywhere else.
+//
+// Built on panva's oidc-provider with its in-memory storage and development signing keys (the keys are
+// the same on every start; clients, sessions and grants are lost when the process stops).
+//
+// Environment:
+//   PORT               port to listen on (127.0.0.1 only), required
+//   ISSUER             e.g. http://127.0.0.1:PORT, no trailing slash (default: that)
+//   ACCESS_TOKEN_TTL   seconds, default 300
+//   ID_TOKEN_TTL       seconds, default 300
+//   REFRESH_TOKEN_TTL  seconds, default 86400
+//
+// Clients register themselves with Dynamic Client Registration (POST /reg, no initial access token).
+// Test-only routes: GET /__test/health, POST /__test/logout {"sub": "...", "client_id"?: "..."}.
+// Prints "ready <issuer>" on stdout once it accepts connections.
+
+import http from 'node:http';
+
+import Provider, { errors } from 'oidc-provider';
+
+const HOST = '127.0.0.1';
+const PORT = Number(requiredEnv('PORT'));
+const ISSUER = process.env.ISSUER ?? `http://${HOST}:${PORT}`;
+const ACCESS_TOKEN_TTL = secondsEnv('ACCESS_TOKEN_TTL', 300);
+const ID_TOKEN_TTL = secondsEnv('ID_TOKEN_TTL', 300);
+const REFRESH_TOKEN_TTL = secondsEnv('REFRESH_TOKEN_TTL', 86400);
+
+// Scopes an API resource (RFC 8707 `resource` parameter, like Auth0's `audience`) may be granted.
+const API_SCOPES = 'read:items write:items';
+
+function requiredEnv(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`missing environment variable ${name}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+function secondsEnv(name, fallback) {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`${name} must be a positive number of seconds`);
+    process.exit(2);
+  }
+  return value;
+}
+
+// Any login id is an account: "alice" -> sub alice, name Alice, email alice@example.com.
+async function findAccount(_ctx, id) {
+  return {
+    accountId: id,
+    async claims() {
+      return {
+        sub: id,
+        name: id.charAt(0).toUpperCase() + id.slice(1),
+        email: `${id}@example.com`,
+        email_verified: true,
+      };
+    },
+  };
+}
+
+// Any https:// identifier is a known API (permissive on purpose); its access tokens are JWTs.
+async function getResourceServerInfo(_ctx, resourceIndicator) {
+  if (!URL.canParse(resourceIndicator) || new URL(resourceIndicator).protocol !== 'https:') {
+    throw new errors.InvalidTarget();
+  }
+  return {
+    audience: resourceIndicator,
+    scope: API_SCOPES,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: ACCESS_TOKEN_TTL,
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+const configuration = {
+  findAccount,
+  scopes: ['openid', 'profile', 'email', 'offline_access'],
+  claims: {
+    openid: ['sub'],
+    profile: ['name'],
+    email: ['email', 'email_verified'],
+  },
+  conformIdTokenClaims: false, // scope claims go into the ID token too, not only to userinfo
+  clientDefaults: {
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+  pkce: { required: () => true }, // S256 is the only method oidc-provider 9 supports
+  // Refresh tokens with offline_access, and for every confidential client, always rotated. Reusing a
+  // spent one is answered with invalid_grant and revokes the whole grant (reuse detection).
+  issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
+    && (code.scopes.has('offline_access') || client.clientAuthMethod !== 'none'),
+  rotateRefreshToken: true,
+  ttl: {
+    AccessToken: ACCESS_TOKEN_TTL,
+    IdToken: ID_TOKEN_TTL,
+    RefreshToken: REFRESH_TOKEN_TTL,
+    Grant: REFRESH_TOKEN_TTL,
+    Session: 24 * 3600,
+    Interaction: 600,
+  },
+  cookies: { keys: ['test-only-cookie-signing-key'] },
+  features: {
+    devInteractions: { enabled: true }, // login form: any login and password
+    registration: { enabled: true, initialAccessToken: false },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      getResourceServerInfo,
+      useGrantedResource: async () => true,
+    },
+  },
+  // TEST-ONLY: oidc-provider guards its outgoing requests (back-channel logout) against special-use
+  // addresses such as 127.0.0.1 by passing its own dispatcher. The receivers in tests are on loopback.
+  fetch: (url, { dispatcher: _ssrfGuard, ...options }) => fetch(url, options),
+};
+
+const provider = new Provider(ISSUER, configuration);
+
+// Session id -> account id of every session saved, so /__test/logout can find an account's sessions.
+// Entries may be stale (sessions get new ids, expire); Session.find tells.
+const sessionAccounts = new Map();
+provider.on('session.saved', (session) => {
+  if (session.accountId) sessionAccounts.set(session.jti, session.accountId);
+});
+provider.on('session.destroyed', (session) => sessionAccounts.delete(session.jti));
+provider.on('backchannel.error', (_ctx, error, client) => {
+  console.error(`back-channel logout to ${client.clientId} failed: ${error.message}`);
+});
+
+async function sessionsOf(accountId) {
+  const sessions = [];
+  for (const [id, owner] of sessionAccounts) {
+    if (owner !== accountId) continue;
+    const session = await provider.Session.find(id);
+    if (session) sessions.push(session);
+    else sessionAccounts.delete(id);
+  }
+  return sessions;
+}
+
+// Ends the grant like RP-initiated logout does: tokens of the grant are gone, offline_access ones stay.
+async function revokeGrant(grantId) {
+  await Promise.all([
+    provider.AccessToken.revokeByGrantId(grantId),
+    provider.RefreshToken.revokeByGrantId(grantId),
+    provider.AuthorizationCode.revokeByGrantId(grantId),
+  ]);
+  const grant = await provider.Grant.find(grantId);
+  await grant?.destroy();
+}
+
+async function sendBackchannelLogout(client, accountId, sid) {
+  try {
+    await client.backchannelLogout(accountId, sid);
+    return { client_id: client.clientId, ok: true };
+  } catch (error) {
+    return {
+      client_id: client.clientId,
+      ok: false,
+      status: error.response?.status ?? null,
+      error: error.message,
+    };
+  }
+}
+
+// TEST-ONLY: ends every provider session of `sub` (or only its authorization for `client_id`) and sends
+// the real back-channel logout tokens, as the end_session endpoint would for a user choosing "log out".
+async function logoutAccount({ sub, client_id: onlyClientId }) {
+  const sent = [];
+  for (const session of await sessionsOf(sub)) {
+    const authorizations = session.authorizations ?? {};
+    const clientIds = Object.keys(authorizations)
+      .filter((clientId) => !onlyClientId || clientId === onlyClientId);
+    if (onlyClientId && !clientIds.length) continue;
+
+    for (const clientId of clientIds) {
+      const { sid, grantId, persistsLogout } = authorizations[clientId];
+      const client = await provider.Client.find(clientId);
+      if (client?.backchannelLogoutUri) {
+        sent.push(await sendBackchannelLogout(client, sub, sid));
+      }
+      if (grantId && !persistsLogout) await revokeGrant(grantId);
+      delete authorizations[clientId];
+    }
+
+    if (Object.keys(authorizations).length) await session.persist();
+    else await session.destroy();
+  }
+  return { sub, backchannel: sent };
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req) {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  return JSON.parse(text || '{}');
+}
+
+// TEST-ONLY routes under /__test/; everything else is the OpenID provider.
+async function handleTestRoute(req, res) {
+  const { pathname } = new URL(req.url, ISSUER);
+  if (req.method === 'GET' && pathname === '/__test/health') {
+    sendJson(res, 200, { status: 'ok', issuer: ISSUER });
+  } else if (req.method === 'POST' && pathname === '/__test/logout') {
+    let body;
+    try {
+      body = await readJson(req);
+    } catch {
+      sendJson(res, 400, { error: 'body must be JSON' });
+      return;
+    }
+    if (typeof body.sub !== 'string' || !body.sub) {
+      sendJson(res, 400, { error: 'sub is required' });
+      return;
+    }
+    sendJson(res, 200, await logoutAccount(body));
+  } else {
+    sendJson(res, 404, { error: 'no such test route' });
+  }
+}
+
+const providerCallback = provider.callback();
+const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/__test/')) {
+    handleTestRoute(req, res).catch((error) => {
+      console.error(error);
+      if (!res.headersSent) sendJson(res, 500, { error: String(error) });
+    });
+  } else {
+    providerCallback(req, res);
+  }
+});
+
+server.listen(PORT, HOST, () => console.log(`ready ${ISSUER}`));
+
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
