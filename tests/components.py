@@ -180,7 +180,6 @@ class OidcProvider(ChildProcess):
     """
 
     name = "oidc-provider"
-    install_hint = "apt-get install -y nodejs npm && npm ci --prefix tests/e2e/provider"
 
     def __init__(
         self, port: int | None = None, *, access_token_ttl: int = 300, id_token_ttl: int = 300
@@ -194,9 +193,9 @@ class OidcProvider(ChildProcess):
     def command(self) -> list[str]:
         node = shutil.which("node")
         if node is None:
-            missing_component("node (Node.js)", self.install_hint)
+            missing_component("Node.js (20 or later)", "apt-get install -y nodejs")
         if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
-            missing_component("oidc-provider (npm)", self.install_hint)
+            missing_component("oidc-provider (npm)", "npm ci --prefix tests/e2e/provider")
         return [node, str(PROVIDER_DIR / "server.mjs")]
 
     def popen_options(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -21,6 +21,7 @@ from components import (
     jwt_claims,
     pkce_pair,
     provider_login,
+    provider_logout,
     redis_ping,
 )
 
@@ -36,12 +37,19 @@ BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 def login(
-    provider: OidcProvider, client: OidcClient, username: str, **params: str
+    provider: OidcProvider,
+    client: OidcClient,
+    username: str,
+    user_agent: httpx.Client | None = None,
+    **params: str,
 ) -> dict[str, Any]:
     """Log ``username`` in with plain HTTP and exchange the code; returns the token response."""
     verifier, challenge = pkce_pair()
     url = authorize_url(provider, client.client_id, REDIRECT_URI, challenge, state="s1", **params)
-    with httpx.Client() as user_agent:
+    if user_agent is None:
+        with httpx.Client() as fresh_user_agent:
+            callback = provider_login(fresh_user_agent, url, username)
+    else:
         callback = provider_login(user_agent, url, username)
     assert callback.startswith(f"{REDIRECT_URI}?")
     query = parse_qs(urlsplit(callback).query)
@@ -184,6 +192,48 @@ def test_backchannel_logout(oidc_provider: OidcProvider) -> None:
         oidc_provider, client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
     )
     assert refreshed.json()["error"] == "invalid_grant"
+
+
+def test_logout_of_one_client_keeps_the_others(oidc_provider: OidcProvider) -> None:
+    with BackchannelReceiver().running() as receiver:
+        first, second = (
+            oidc_provider.register_client([REDIRECT_URI], backchannel_logout_uri=receiver.url)
+            for _ in range(2)
+        )
+        with httpx.Client() as user_agent:
+            login(oidc_provider, first, "dave", user_agent)
+            login(oidc_provider, second, "dave", user_agent)
+
+        assert oidc_provider.logout("dave", first.client_id)["backchannel"] == [
+            {"client_id": first.client_id, "ok": True}
+        ]
+        assert oidc_provider.logout("dave")["backchannel"] == [
+            {"client_id": second.client_id, "ok": True}
+        ]
+
+    audiences = [jwt_claims(form["logout_token"][0])["aud"] for _, form in receiver.requests]
+    assert audiences == [first.client_id, second.client_id]
+
+
+def test_rp_initiated_logout(oidc_provider: OidcProvider) -> None:
+    post_logout_uri = f"{APP}/logged-out"
+    with BackchannelReceiver().running() as receiver:
+        client = oidc_provider.register_client(
+            [REDIRECT_URI], [post_logout_uri], backchannel_logout_uri=receiver.url
+        )
+        with httpx.Client() as user_agent:
+            tokens = login(oidc_provider, client, "erin", user_agent)
+            query = urlencode(
+                {
+                    "id_token_hint": tokens["id_token"],
+                    "post_logout_redirect_uri": post_logout_uri,
+                    "state": "bye",
+                }
+            )
+            redirect = provider_logout(user_agent, oidc_provider.url(f"/session/end?{query}"))
+
+    assert redirect == f"{post_logout_uri}?state=bye"
+    assert [jwt_claims(form["logout_token"][0])["sub"] for _, form in receiver.requests] == ["erin"]
 
 
 def test_logout_of_unknown_account_sends_nothing(oidc_provider: OidcProvider) -> None:

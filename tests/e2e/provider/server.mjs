@@ -90,10 +90,10 @@ const configuration = {
     token_endpoint_auth_method: 'client_secret_basic',
   },
   pkce: { required: () => true }, // S256 is the only method oidc-provider 9 supports
-  // Refresh tokens with offline_access, and for every confidential client, always rotated. Reusing a
-  // spent one is answered with invalid_grant and revokes the whole grant (reuse detection).
-  issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
-    && (code.scopes.has('offline_access') || client.clientAuthMethod !== 'none'),
+  // Refresh tokens come with offline_access, and for confidential clients always. They are rotated
+  // on every use; reusing a spent one gets invalid_grant and revokes the whole grant (reuse detection).
+  issueRefreshToken: async (_ctx, client, source) => client.grantTypeAllowed('refresh_token')
+    && (source.scopes.has('offline_access') || client.clientAuthMethod !== 'none'),
   rotateRefreshToken: true,
   ttl: {
     AccessToken: ACCESS_TOKEN_TTL,
