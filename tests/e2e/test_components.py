@@ -68,7 +68,8 @@ def login(
 
 def token_request(provider: OidcProvider, client: OidcClient, **form: str) -> httpx.Response:
     """POST to the token endpoint with client_secret_basic."""
-    return httpx.post(provider.url("/token"), data=form, auth=tuple(client))
+    auth = (client.client_id, client.client_secret)
+    return httpx.post(provider.url("/token"), data=form, auth=auth)
 
 
 def test_code_flow_with_pkce_and_refresh_token_rotation(oidc_provider: OidcProvider) -> None:
