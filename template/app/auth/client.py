@@ -1,0 +1,319 @@
+"""Talking to the OpenID provider: discovery, keys, authorization URL, code exchange, logout URL.
+
+HTTP happens here and only here; the checks themselves live in `tokens.py`.
+Discovery and the key set are cached; the key set is refetched (at most once a
+second) when a token names a key it does not have, which is how providers rotate keys.
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus, urlencode, urlsplit
+
+import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc.jwk import KeySet
+
+from app.auth.errors import (
+    LoginFailed,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from app.auth.tokens import (
+    SIGNING_ALGORITHMS,
+    TokenSet,
+    UnknownSigningKey,
+    parse_token_response,
+    validate_id_token,
+)
+from app.config import Settings
+
+METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched again
+JWKS_TTL = 3600
+JWKS_MIN_REFETCH_INTERVAL = 1.0  # seconds; bounds refetches caused by unknown key ids
+MAX_RESPONSE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMetadata:
+    """The parts of the discovery document we use, checked."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    end_session_endpoint: str | None
+    signing_algorithms: tuple[str, ...]
+    client_auth_method: str
+    iss_parameter_required: bool
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], *, issuer: str) -> "ProviderMetadata":
+        if document.get("issuer") != issuer:
+            raise ProviderError(
+                "The login service's discovery document names another issuer than AUTH0_DOMAIN."
+            )
+        algorithms = document.get("id_token_signing_alg_values_supported") or ["RS256"]
+        allowed = tuple(alg for alg in SIGNING_ALGORITHMS if alg in _str_list(algorithms))
+        if not allowed:
+            raise ProviderError("The login service signs ID tokens with no algorithm we accept.")
+        methods = _str_list(
+            document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        )
+        if "client_secret_basic" in methods:
+            auth_method = "client_secret_basic"
+        elif "client_secret_post" in methods:
+            auth_method = "client_secret_post"
+        else:
+            raise ProviderError("The login service supports no client authentication we offer.")
+        end_session = document.get("end_session_endpoint")
+        return cls(
+            issuer=issuer,
+            authorization_endpoint=_endpoint(document, "authorization_endpoint"),
+            token_endpoint=_endpoint(document, "token_endpoint"),
+            jwks_uri=_endpoint(document, "jwks_uri"),
+            end_session_endpoint=_endpoint(document, "end_session_endpoint") if end_session else None,
+            signing_algorithms=allowed,
+            client_auth_method=auth_method,
+            iss_parameter_required=document.get("authorization_response_iss_parameter_supported")
+            is True,
+        )
+
+
+def _str_list(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ProviderError("The login service's discovery document is malformed.")
+    return [item for item in value if isinstance(item, str)]
+
+
+def _endpoint(document: dict[str, Any], name: str) -> str:
+    value = document.get(name)
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ProviderError(f"The login service's discovery document has no valid {name}.")
+    return str(value)
+
+
+class OidcClient:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=settings.auth0_timeout,
+            follow_redirects=False,
+            headers={"Accept": "application/json"},
+        )
+        self._metadata: ProviderMetadata | None = None
+        self._metadata_expires = 0.0
+        self._keys: KeySet | None = None
+        self._keys_expires = 0.0
+        self._keys_fetched = 0.0
+        self._metadata_lock = asyncio.Lock()
+        self._keys_lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- discovery and keys -------------------------------------------------
+
+    async def metadata(self) -> ProviderMetadata:
+        if self._metadata is not None and time.monotonic() < self._metadata_expires:
+            return self._metadata
+        async with self._metadata_lock:
+            if self._metadata is None or time.monotonic() >= self._metadata_expires:
+                url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                try:
+                    document = await self._request_json("GET", url)
+                    self._metadata = ProviderMetadata.from_document(
+                        document, issuer=self.settings.issuer
+                    )
+                except ProviderError:
+                    if self._metadata is None:
+                        raise
+                    # Keep using the last good document while the provider misbehaves.
+                self._metadata_expires = time.monotonic() + METADATA_TTL
+            return self._metadata
+
+    async def signing_keys(self, *, refetch: bool = False) -> KeySet:
+        """The provider's keys; `refetch` asks for a fresh copy (rate-limited, shared by waiters)."""
+        asked_at = time.monotonic()
+        if self._keys is not None and asked_at < self._keys_expires and not refetch:
+            return self._keys
+        async with self._keys_lock:
+            now = time.monotonic()
+            expired = self._keys is None or now >= self._keys_expires
+            fetched_meanwhile = self._keys_fetched >= asked_at
+            too_soon = now - self._keys_fetched < JWKS_MIN_REFETCH_INTERVAL
+            if expired or (refetch and not fetched_meanwhile and not too_soon):
+                metadata = await self.metadata()
+                try:
+                    self._keys = _import_key_set(await self._request_json("GET", metadata.jwks_uri))
+                    self._keys_fetched = time.monotonic()
+                except ProviderError:
+                    if self._keys is None or refetch:
+                        raise
+                    # Keep using the last good key set while the provider misbehaves.
+                self._keys_expires = time.monotonic() + JWKS_TTL
+            assert self._keys is not None
+            return self._keys
+
+    # -- the login flow ------------------------------------------------------
+
+    def authorization_url(
+        self,
+        metadata: ProviderMetadata,
+        *,
+        state: str,
+        nonce: str,
+        code_verifier: str,
+        extra: dict[str, str],
+    ) -> str:
+        params = {
+            **extra,
+            "response_type": "code",
+            "client_id": self.settings.auth0_client_id,
+            "redirect_uri": self.settings.redirect_uri,
+            "scope": self.settings.auth0_scope,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": create_s256_code_challenge(code_verifier),
+            "code_challenge_method": "S256",
+        }
+        if self.settings.auth0_audience:
+            params["audience"] = self.settings.auth0_audience
+        separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
+        return metadata.authorization_endpoint + separator + urlencode(params)
+
+    async def exchange_code(self, code: str, *, code_verifier: str, nonce: str) -> tuple[TokenSet, dict[str, Any]]:
+        """Redeem an authorization code; return the checked tokens and the ID token's claims."""
+        metadata = await self.metadata()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.settings.redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        body = await self._token_request(metadata, form)
+        now = int(time.time())
+        tokens = parse_token_response(body, now=now)
+        claims = await self._validate_id_token(metadata, tokens.id_token, nonce=nonce, now=now)
+        return tokens, claims
+
+    async def _validate_id_token(
+        self, metadata: ProviderMetadata, id_token: str, *, nonce: str, now: int
+    ) -> dict[str, Any]:
+        def validate(keys: KeySet) -> dict[str, Any]:
+            return validate_id_token(
+                id_token,
+                keys,
+                issuer=self.settings.issuer,
+                client_id=self.settings.auth0_client_id,
+                nonce=nonce,
+                algorithms=metadata.signing_algorithms,
+                now=now,
+            )
+
+        try:
+            return validate(await self.signing_keys())
+        except UnknownSigningKey:
+            return validate(await self.signing_keys(refetch=True))
+
+    async def _token_request(self, metadata: ProviderMetadata, form: dict[str, str]) -> dict[str, Any]:
+        client_id = self.settings.auth0_client_id
+        secret = self.settings.auth0_client_secret.get_secret_value()
+        auth = None
+        if metadata.client_auth_method == "client_secret_basic":
+            # RFC 6749 §2.3.1: form-encode both parts before the Basic scheme encodes them.
+            auth = httpx.BasicAuth(quote_plus(client_id), quote_plus(secret))
+        else:
+            form = {**form, "client_id": client_id, "client_secret": secret}
+        try:
+            return await self._request_json("POST", metadata.token_endpoint, data=form, auth=auth)
+        except _OAuthError as exc:
+            if exc.error in ("invalid_grant", "invalid_request"):
+                raise LoginFailed(
+                    "The login code was rejected (it may have expired or been used already). "
+                    "Please log in again."
+                ) from None
+            raise ProviderError(f"The login service refused to issue tokens ({exc.error}).") from None
+
+    def logout_url(self, metadata: ProviderMetadata | None, *, id_token: str | None, return_url: str) -> str:
+        """Where to send the browser to end the provider's session too."""
+        client_id = self.settings.auth0_client_id
+        if metadata is not None and metadata.end_session_endpoint:
+            params = {"client_id": client_id, "post_logout_redirect_uri": return_url}
+            if id_token:
+                params["id_token_hint"] = id_token
+            endpoint = metadata.end_session_endpoint
+            separator = "&" if urlsplit(endpoint).query else "?"
+            return endpoint + separator + urlencode(params)
+        host = urlsplit(self.settings.issuer).hostname or ""
+        if host.endswith(".auth0.com"):
+            query = urlencode({"client_id": client_id, "returnTo": return_url})
+            return f"{self.settings.issuer.rstrip('/')}/v2/logout?{query}"
+        return return_url
+
+    # -- HTTP ------------------------------------------------------------------
+
+    async def _request_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """Send a request; return its JSON object body, bounded in size."""
+        try:
+            async with self._http.stream(method, url, **kwargs) as response:
+                declared = response.headers.get("content-length", "0")
+                if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                    raise ProviderError("The login service's response is too large.")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise ProviderError("The login service's response is too large.")
+        except httpx.TimeoutException:
+            raise ProviderTimeout("The login service did not answer in time. Please try again.") from None
+        except httpx.HTTPError:
+            raise ProviderUnavailable(
+                "The login service cannot be reached right now. Please try again shortly."
+            ) from None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if response.status_code == 200 and isinstance(data, dict):
+            return data
+        if 400 <= response.status_code < 500 and isinstance(data, dict) and isinstance(data.get("error"), str):
+            raise _OAuthError(data["error"][:64])
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ProviderUnavailable(
+                "The login service is having trouble right now. Please try again shortly."
+            )
+        raise ProviderError("The login service sent a response we could not understand.")
+
+
+class _OAuthError(ProviderError):
+    """An OAuth error response (`{"error": ...}`) from the provider."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"OAuth error {error}")
+        self.error = error
+
+
+def _import_key_set(document: dict[str, Any]) -> KeySet:
+    """The provider's public signing keys; keys we cannot or must not use are skipped."""
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        raise ProviderError("The login service's key set is malformed.")
+    usable = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kty") not in ("RSA", "EC", "OKP"):
+            continue
+        if entry.get("use", "sig") != "sig" or "d" in entry:
+            continue
+        try:
+            usable.append(KeySet.import_key_set({"keys": [entry]}).keys[0])
+        except Exception:  # a single malformed key must not break the others
+            continue
+    if not usable:
+        raise ProviderError("The login service publishes no usable signing keys.")
+    return KeySet(usable)

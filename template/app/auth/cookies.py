@@ -1,0 +1,118 @@
+"""Encrypted cookies: JWE payloads (`dir` + `A256GCM`) split into chunks browsers accept.
+
+Keys are derived once, when the app starts, from `SESSION_SECRET` with HKDF; each
+purpose (sessions, login transactions) gets its own key, so one kind of cookie can
+never be replayed as the other. With several secrets the first encrypts and all
+decrypt; the JWE `kid` says which one was used, so nothing is tried blindly.
+"""
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from fastapi.responses import Response
+from joserfc import jwe
+from joserfc.jwk import KeySet, OctKey
+
+# A whole `Set-Cookie` header line must stay within 4096 bytes; this leaves room
+# for the name and the attributes.
+CHUNK_SIZE = 3900
+MAX_CHUNKS = 16
+DECRYPTED_CACHE_SIZE = 1024
+
+Purpose = Literal["session", "transaction"]
+
+
+def derive_key(secret: str, purpose: Purpose) -> OctKey:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"{purpose} cookie v1".encode())
+    key = OctKey.import_key(hkdf.derive(secret.encode()))
+    return OctKey.import_key(key.raw_value, {"kid": key.thumbprint()[:16]})
+
+
+class CookieCipher:
+    """Turns JSON-able dicts into opaque cookie values and back."""
+
+    def __init__(self, secrets: Sequence[str], purpose: Purpose) -> None:
+        keys = [derive_key(secret, purpose) for secret in secrets]
+        self._encryption_key = keys[0]
+        self._header = {"alg": "dir", "enc": "A256GCM", "kid": keys[0].kid}
+        self._keys = KeySet(keys)  # type: ignore[arg-type]
+        self._registry = jwe.JWERegistry(algorithms=["dir", "A256GCM"])
+        # Decrypting is the costliest step of reading a session; an authenticated
+        # ciphertext always decrypts to the same payload, so remember recent ones.
+        self._decrypted: dict[str, dict[str, Any]] = {}
+
+    def encrypt(self, payload: Mapping[str, Any]) -> str:
+        plaintext = json.dumps(payload, separators=(",", ":")).encode()
+        return jwe.encrypt_compact(self._header, plaintext, self._encryption_key)
+
+    def decrypt(self, value: str) -> dict[str, Any] | None:
+        """The payload, or None for anything not encrypted by us (never raises)."""
+        payload = self._decrypted.get(value)
+        if payload is not None:
+            return payload
+        try:
+            plaintext = jwe.decrypt_compact(value, self._keys, registry=self._registry).plaintext
+            payload = json.loads(plaintext or b"")
+        except Exception:  # untrusted input: any failure means "not a valid cookie"
+            return None
+        if not isinstance(payload, dict):
+            return None
+        if len(self._decrypted) >= DECRYPTED_CACHE_SIZE:
+            del self._decrypted[next(iter(self._decrypted))]
+        self._decrypted[value] = payload
+        return payload
+
+
+class ChunkedCookie:
+    """One logical cookie stored as `name` or, when large, as `name.0`, `name.1`, ..."""
+
+    def __init__(self, name: str, *, path: str, secure: bool) -> None:
+        self.name = name
+        self.path = path
+        self.secure = secure
+        self._pattern = re.compile(rf"{re.escape(name)}(\.(0|[1-9][0-9]?))?")
+
+    def names_in(self, cookies: Iterable[str]) -> set[str]:
+        return {name for name in cookies if self._pattern.fullmatch(name)}
+
+    def read(self, cookies: Mapping[str, str]) -> str | None:
+        whole = cookies.get(self.name)
+        if whole is not None:
+            return whole
+        parts = []
+        for index in range(MAX_CHUNKS):
+            part = cookies.get(f"{self.name}.{index}")
+            if part is None:
+                break
+            parts.append(part)
+        return "".join(parts) or None
+
+    def write(
+        self, response: Response, value: str, *, max_age: int, existing: Iterable[str]
+    ) -> None:
+        """Set the cookie and delete chunks left over from an earlier, larger value."""
+        chunks = [value[i : i + CHUNK_SIZE] for i in range(0, len(value), CHUNK_SIZE)]
+        if len(chunks) > MAX_CHUNKS:
+            raise ValueError(f"cookie {self.name!r} would need {len(chunks)} chunks")
+        names = [self.name] if len(chunks) == 1 else [f"{self.name}.{i}" for i in range(len(chunks))]
+        for name, chunk in zip(names, chunks, strict=True):
+            response.set_cookie(
+                name,
+                chunk,
+                max_age=max_age,
+                path=self.path,
+                secure=self.secure,
+                httponly=True,
+                samesite="lax",
+            )
+        self.delete(response, self.names_in(existing) - set(names))
+
+    def delete(self, response: Response, names: Iterable[str]) -> None:
+        for name in sorted(names):
+            response.delete_cookie(
+                name, path=self.path, secure=self.secure, httponly=True, samesite="lax"
+            )

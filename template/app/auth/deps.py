@@ -1,0 +1,50 @@
+"""Dependencies for routes: the session, the logged-in user, the auth components.
+
+    @router.get("/orders")
+    async def orders(user: CurrentUser) -> list[Order]: ...
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from app.auth import policy
+from app.auth.errors import Forbidden, NotAuthenticated
+from app.auth.sessions import Session, now, request_state
+from app.auth.components import Auth, get_auth
+
+
+async def get_session(request: Request) -> Session | None:
+    """The request's session, or None. Read once per request, renewed when due."""
+    state = request_state(request)
+    if not state.loaded:
+        state.loaded = True
+        auth = get_auth(request)
+        session = await auth.sessions.load(request)
+        if session is not None and auth.lifetime.needs_touch(session, now()):
+            await auth.sessions.touch(request, session)
+        state.session = session
+    return state.session
+
+
+async def require_session(request: Request) -> Session:
+    """The session; anonymous browsers are sent to log in, other clients get 401."""
+    session = await get_session(request)
+    if session is None:
+        path = request.url.path
+        query = request.url.query
+        raise NotAuthenticated(login_redirect=f"{path}?{query}" if query else path)
+    if not policy.authorize(session.user, request):
+        raise Forbidden()
+    return session
+
+
+async def require_user(request: Request) -> dict[str, Any]:
+    """The logged-in user's claims (see `policy.SESSION_CLAIMS`)."""
+    return (await require_session(request)).user
+
+
+AuthComponents = Annotated[Auth, Depends(get_auth)]
+OptionalSession = Annotated[Session | None, Depends(get_session)]
+CurrentSession = Annotated[Session, Depends(require_session)]
+CurrentUser = Annotated[dict[str, Any], Depends(require_user)]

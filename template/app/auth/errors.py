@@ -1,0 +1,119 @@
+"""Every error the auth code raises, and the one place that turns them into responses.
+
+    AuthError                   base class: catch this to handle any auth failure
+    ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
+    ├── Forbidden               403: logged in, but `policy.authorize` said no
+    ├── InvalidRequest          400: missing, duplicated or oversized parameters
+    │   └── LoginExpired        400: no login in progress for this `state` (expired, used, other browser)
+    ├── LoginFailed             400: the provider answered the login with an `error`
+    ├── InvalidToken            400: a token or token response failed validation
+    └── ProviderError           502: the provider sent something unusable
+        ├── ProviderUnavailable 503: the provider could not be reached
+        └── ProviderTimeout     504: the provider did not answer in time
+
+Messages are written for the person who sees the error page; they never contain
+tokens, codes or secrets. Templates and JSON encoding escape whatever they quote.
+"""
+
+import logging
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from app.templating import templates
+
+logger = logging.getLogger("app.auth")
+
+
+class AuthError(Exception):
+    status_code = 400
+    code = "auth_error"
+    title = "Sign-in problem"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAuthenticated(AuthError):
+    status_code = 401
+    code = "unauthorized"
+    title = "Please log in"
+
+    def __init__(
+        self, message: str = "You need to log in.", *, login_redirect: str | None = None
+    ) -> None:
+        super().__init__(message)
+        # Where a browser should go after logging in; None answers 401 to everyone.
+        self.login_redirect = login_redirect
+
+
+class Forbidden(AuthError):
+    status_code = 403
+    code = "forbidden"
+    title = "Access denied"
+
+    def __init__(self, message: str = "Your account may not open this page.") -> None:
+        super().__init__(message)
+
+
+class InvalidRequest(AuthError):
+    code = "invalid_request"
+
+
+class LoginExpired(InvalidRequest):
+    code = "login_expired"
+    title = "Your login expired"
+
+
+class LoginFailed(AuthError):
+    code = "login_failed"
+    title = "Login did not complete"
+
+
+class InvalidToken(AuthError):
+    code = "invalid_token"
+    title = "Login could not be verified"
+
+
+class ProviderError(AuthError):
+    status_code = 502
+    code = "bad_provider_response"
+    title = "The login service answered incorrectly"
+
+
+class ProviderUnavailable(ProviderError):
+    status_code = 503
+    code = "provider_unavailable"
+    title = "The login service is unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    status_code = 504
+    code = "provider_timeout"
+    title = "The login service did not answer in time"
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def auth_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
+        query = urlencode({"returnTo": exc.login_redirect})
+        return RedirectResponse(f"/auth/login?{query}", status_code=303)
+    if exc.status_code >= 500:
+        logger.warning("auth.error code=%s path=%s: %s", exc.code, request.url.path, exc.message)
+    else:
+        logger.info("auth.error code=%s path=%s", exc.code, request.url.path)
+
+    headers = {"Cache-Control": "no-store"}
+    if wants_html(request):
+        context = {"title": exc.title, "message": exc.message, "code": exc.code}
+        return templates.TemplateResponse(
+            request, "error.html", context, status_code=exc.status_code, headers=headers
+        )
+    body = {"error": exc.code, "error_description": exc.message}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)

@@ -1,0 +1,58 @@
+"""Your app's auth policy: the decisions you are expected to change.
+
+The protocol code elsewhere in `app/auth/` calls these functions; keeping your
+edits here means template updates (security fixes) rarely touch the same lines.
+"""
+
+from typing import Any
+
+from fastapi import Request
+
+from app.auth.sessions import Session
+
+# ID-token claims kept in the session (and returned by GET /auth/profile).
+SESSION_CLAIMS = (
+    "sub",
+    "name",
+    "given_name",
+    "family_name",
+    "nickname",
+    "preferred_username",
+    "email",
+    "email_verified",
+    "picture",
+    "locale",
+    "updated_at",
+    "org_id",
+)
+
+# Query parameters of /auth/login passed on to the provider; all others are dropped.
+# (`/auth/login?screen_hint=signup` opens Auth0's sign-up page, for example.)
+LOGIN_PARAMS = (
+    "screen_hint",
+    "login_hint",
+    "prompt",
+    "ui_locales",
+    "organization",
+    "invitation",
+    "connection",
+)
+
+
+def session_user(claims: dict[str, Any]) -> dict[str, Any]:
+    """The user data kept in the session, from the validated ID token's claims."""
+    return {name: claims[name] for name in SESSION_CLAIMS if name in claims}
+
+
+def after_login(session: Session, return_to: str) -> str:
+    """Where to send the user after a successful login (an app path; others become `/`)."""
+    return return_to
+
+
+def authorize(user: dict[str, Any], request: Request) -> bool:
+    """Whether a logged-in user may use a protected route (False answers 403).
+
+    For example, to require a verified email address:
+        return user.get("email_verified") is True
+    """
+    return True

@@ -1,0 +1,184 @@
+"""The /auth routes. Thin: each one reads the request and calls into the modules below it."""
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.auth import policy
+from app.auth.components import Auth
+from app.auth.deps import AuthComponents, OptionalSession
+from app.auth.errors import (
+    AuthError,
+    InvalidRequest,
+    LoginExpired,
+    LoginFailed,
+    NotAuthenticated,
+    ProviderError,
+    auth_error_handler,
+)
+from app.auth.sessions import Session, now
+from app.auth.transactions import LoginTransaction
+from app.auth.urls import safe_return_to
+
+logger = logging.getLogger("app.auth")
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+MAX_QUERY_LENGTH = 8192
+MAX_LOGIN_PARAM_LENGTH = 512
+CALLBACK_PARAM_LIMITS = {
+    "code": 2048,
+    "state": 128,
+    "iss": 2048,
+    "error": 128,
+    "error_description": 1024,
+}
+
+ReturnTo = Annotated[str | None, Query(alias="returnTo", description="App path to return to")]
+Param = Annotated[str | None, Query()]
+
+
+@router.get("/login", response_class=RedirectResponse, status_code=303)
+async def login(request: Request, auth: AuthComponents, return_to: ReturnTo = None) -> Response:
+    """Start a login: redirect to the provider's authorization endpoint."""
+    params = request.query_params
+    extra = {
+        name: value
+        for name in policy.LOGIN_PARAMS
+        if (value := params.get(name)) and len(value) <= MAX_LOGIN_PARAM_LENGTH
+    }
+    metadata = await auth.client.metadata()
+    transaction = LoginTransaction.start(safe_return_to(return_to))
+    url = auth.client.authorization_url(
+        metadata,
+        state=transaction.state,
+        nonce=transaction.nonce,
+        code_verifier=transaction.code_verifier,
+        extra=extra,
+    )
+    response = RedirectResponse(url, status_code=303, headers=NO_STORE)
+    auth.transactions.save(request, response, transaction)
+    return response
+
+
+@router.get("/callback", response_class=RedirectResponse, status_code=303)
+async def callback(
+    request: Request,
+    auth: AuthComponents,
+    code: Param = None,
+    state: Param = None,
+    iss: Param = None,
+    error: Param = None,
+    error_description: Param = None,
+) -> Response:
+    """Finish a login: check the provider's answer, redeem the code, start a session."""
+    cleanup = Response()  # collects the removal of the transaction cookie
+    try:
+        _check_callback_query(request)
+        if not state:
+            raise InvalidRequest("The login response has no state parameter.")
+        transaction = auth.transactions.pop(request, cleanup, state)
+        if transaction is None:
+            if await auth.sessions.load(request) is not None:
+                # A reload or "back" onto an old callback URL of a logged-in user.
+                response: Response = RedirectResponse("/", status_code=303)
+            else:
+                raise LoginExpired(
+                    "This login has expired, was already completed, or was started in "
+                    "another browser. Please log in again."
+                )
+        else:
+            response = await _finish_login(request, auth, transaction, code, iss, error, error_description)
+    except AuthError as exc:
+        response = await auth_error_handler(request, exc)
+    for name, value in cleanup.raw_headers:
+        if name == b"set-cookie":
+            response.raw_headers.append((name, value))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # keep the code out of Referer headers
+    return response
+
+
+def _check_callback_query(request: Request) -> None:
+    if len(request.scope.get("query_string", b"")) > MAX_QUERY_LENGTH:
+        raise InvalidRequest("The login response is too large.")
+    params = request.query_params
+    for name, limit in CALLBACK_PARAM_LIMITS.items():
+        values = params.getlist(name)
+        if len(values) > 1:
+            raise InvalidRequest(f"The login response repeats the {name} parameter.")
+        if values and len(values[0]) > limit:
+            raise InvalidRequest(f"The login response's {name} parameter is too large.")
+
+
+async def _finish_login(
+    request: Request,
+    auth: Auth,
+    transaction: LoginTransaction,
+    code: str | None,
+    iss: str | None,
+    error: str | None,
+    error_description: str | None,
+) -> Response:
+    metadata = await auth.client.metadata()
+    # RFC 9207: the iss parameter tells which provider answered (mix-up defence).
+    if iss is not None and iss != metadata.issuer:
+        raise InvalidRequest("The login response came from another login service (iss).")
+    if iss is None and metadata.iss_parameter_required:
+        raise InvalidRequest("The login response does not say which login service sent it (iss).")
+    if error:
+        detail = f": {error_description}" if error_description else ""
+        raise LoginFailed(f"The login service reported an error ({error}){detail}.")
+    if not code:
+        raise InvalidRequest("The login response has no authorization code.")
+
+    tokens, claims = await auth.client.exchange_code(
+        code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
+    )
+    started = now()
+    sid = claims.get("sid")
+    session = Session(
+        user=policy.session_user(claims),
+        id_token=tokens.id_token,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=tokens.expires_at,
+        scope=tokens.scope,
+        sid=sid if isinstance(sid, str) else None,
+        created_at=started,
+        touched_at=started,
+    )
+    target = safe_return_to(policy.after_login(session, transaction.return_to))
+    response = RedirectResponse(target, status_code=303)
+    await auth.sessions.save(request, response, session)
+    logger.info("auth.login sub=%s", session.sub)
+    return response
+
+
+@router.get("/logout", response_class=RedirectResponse, status_code=303)
+async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = None) -> Response:
+    """End the session here, then at the provider, then come back to `returnTo`."""
+    session = await auth.sessions.load(request)
+    return_url = auth.settings.app_base_url + safe_return_to(return_to)
+    try:
+        metadata = await auth.client.metadata()
+    except ProviderError:
+        metadata = None  # never let a provider problem keep a user logged in here
+    url = auth.client.logout_url(
+        metadata, id_token=session.id_token if session else None, return_url=return_url
+    )
+    response = RedirectResponse(url, status_code=303, headers=NO_STORE)
+    await auth.sessions.delete(request, response)
+    if session is not None:
+        logger.info("auth.logout sub=%s", session.sub)
+    return response
+
+
+@router.get("/profile")
+async def profile(session: OptionalSession) -> dict[str, Any]:
+    """The logged-in user's claims; 401 without a session."""
+    if session is None:
+        raise NotAuthenticated()
+    return session.user

@@ -1,0 +1,113 @@
+"""The session: what we keep about a logged-in user, how long it lives, and where it is stored.
+
+A session ends after `SESSION_INACTIVITY_DURATION` seconds without a request (rolling
+expiry) and `SESSION_ABSOLUTE_DURATION` seconds after login, whichever comes first.
+Both times live inside the encrypted data, so a client cannot extend them.
+"""
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
+
+from fastapi import Request
+from fastapi.responses import Response
+
+# Per-request auth state lives in the ASGI scope under this key (see middleware.py).
+SCOPE_KEY = "app.auth"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: dict[str, Any]  # the claims kept by `policy.session_user`; always has "sub"
+    id_token: str
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: int | None  # when the access token expires (Unix time)
+    scope: str | None
+    sid: str | None  # the provider's session id, for back-channel logout
+    created_at: int
+    touched_at: int
+
+    @property
+    def sub(self) -> str:
+        return str(self.user["sub"])
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "Session | None":
+        """Rebuild a session from stored data; None when the data has another shape."""
+        try:
+            session = cls(**payload)
+        except TypeError:
+            return None
+        valid = (
+            isinstance(session.user, dict)
+            and isinstance(session.user.get("sub"), str)
+            and isinstance(session.id_token, str)
+            and type(session.created_at) is int
+            and type(session.touched_at) is int
+        )
+        return session if valid else None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLifetime:
+    inactivity: int
+    absolute: int
+
+    @property
+    def touch_interval(self) -> int:
+        """How stale `touched_at` may get before it is renewed (not on every request)."""
+        return min(300, self.inactivity // 10)
+
+    def is_expired(self, session: Session, now: int) -> bool:
+        return now >= self.ends_at(session)
+
+    def ends_at(self, session: Session) -> int:
+        return min(session.touched_at + self.inactivity, session.created_at + self.absolute)
+
+    def needs_touch(self, session: Session, now: int) -> bool:
+        return now - session.touched_at >= self.touch_interval
+
+    def touched(self, session: Session, now: int) -> Session:
+        return replace(session, touched_at=now)
+
+
+class RequestAuthState:
+    """What the auth code did during one request; the middleware applies it to the response."""
+
+    __slots__ = ("deferred_headers", "loaded", "session")
+
+    def __init__(self) -> None:
+        self.loaded = False
+        self.session: Session | None = None
+        self.deferred_headers: list[tuple[bytes, bytes]] = []
+
+
+def request_state(request: Request) -> RequestAuthState:
+    state = request.scope.get(SCOPE_KEY)
+    if state is None:
+        state = request.scope[SCOPE_KEY] = RequestAuthState()
+    return state  # type: ignore[no-any-return]
+
+
+class SessionStore(Protocol):
+    """Where sessions live. The app uses exactly one store, chosen when it was generated."""
+
+    async def load(self, request: Request) -> Session | None:
+        """The request's valid session, or None (missing, unreadable, expired)."""
+
+    async def save(self, request: Request, response: Response, session: Session) -> None:
+        """Store the session and attach whatever the browser must keep to the response."""
+
+    async def touch(self, request: Request, session: Session) -> None:
+        """Extend the session's rolling expiry, from a request that does not build its own response."""
+
+    async def delete(self, request: Request, response: Response) -> None:
+        """End the request's session."""
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,16 @@
+"""Attach the auth components to a FastAPI app."""
+
+from fastapi import FastAPI
+
+from app.auth.components import Auth
+from app.auth.errors import AuthError, auth_error_handler
+from app.auth.middleware import AuthStateMiddleware
+from app.auth.routes import router
+
+
+def install_auth(app: FastAPI, auth: Auth) -> None:
+    """Mount /auth/*, the error pages and the session middleware on `app`."""
+    app.state.auth = auth
+    app.add_middleware(AuthStateMiddleware)
+    app.add_exception_handler(AuthError, auth_error_handler)
+    app.include_router(router)

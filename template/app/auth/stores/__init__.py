@@ -1,0 +1,1 @@
+"""Session stores (see `app.auth.sessions.SessionStore`)."""

@@ -1,0 +1,98 @@
+"""Login transactions: what a login must remember between `/auth/login` and `/auth/callback`.
+
+Each login attempt gets its own short-lived encrypted cookie named after its `state`,
+so several tabs can log in at once. The cookie is only sent to `/auth/...` paths and
+is removed by the callback, whatever the outcome: every transaction is used at most once.
+"""
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from app.auth.cookies import CookieCipher
+from app.auth.sessions import now
+
+TRANSACTION_LIFETIME = 3600  # seconds: long enough for sign-up, MFA or a password reset
+MAX_PENDING = 8  # older pending logins are dropped when a browser starts more than this
+COOKIE_PREFIX = "app_tx."
+COOKIE_PATH = "/auth"
+STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginTransaction:
+    state: str
+    nonce: str
+    code_verifier: str
+    return_to: str
+    created_at: int
+
+    @classmethod
+    def start(cls, return_to: str) -> "LoginTransaction":
+        return cls(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            code_verifier=secrets.token_urlsafe(48),
+            return_to=return_to,
+            created_at=now(),
+        )
+
+
+class TransactionCookies:
+    def __init__(self, secrets: Sequence[str], *, secure: bool) -> None:
+        self._cipher = CookieCipher(secrets, "transaction")
+        self._secure = secure
+
+    def save(self, request: Request, response: Response, transaction: LoginTransaction) -> None:
+        self._drop_oldest(request, response)
+        response.set_cookie(
+            COOKIE_PREFIX + transaction.state,
+            self._cipher.encrypt(asdict(transaction)),
+            max_age=TRANSACTION_LIFETIME,
+            path=COOKIE_PATH,
+            secure=self._secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    def pop(self, request: Request, response: Response, state: str) -> LoginTransaction | None:
+        """The transaction for `state` (removing its cookie), or None if there is none valid."""
+        if not STATE_PATTERN.fullmatch(state):
+            return None
+        name = COOKIE_PREFIX + state
+        value = request.cookies.get(name)
+        if value is None:
+            return None
+        self._delete(response, name)
+        payload = self._cipher.decrypt(value)
+        try:
+            transaction = LoginTransaction(**payload) if payload is not None else None
+        except TypeError:
+            return None
+        if transaction is None or not secrets.compare_digest(transaction.state, state):
+            return None
+        if now() - transaction.created_at > TRANSACTION_LIFETIME:
+            return None
+        return transaction
+
+    def _drop_oldest(self, request: Request, response: Response) -> None:
+        """Keep at most MAX_PENDING logins in progress, dropping unreadable ones first."""
+        pending = []
+        for name, value in request.cookies.items():
+            if not name.startswith(COOKIE_PREFIX):
+                continue
+            payload = self._cipher.decrypt(value)
+            created_at = payload.get("created_at") if payload is not None else None
+            pending.append((created_at if type(created_at) is int else -1, name))
+        pending.sort()
+        for _, name in pending[: max(0, len(pending) - MAX_PENDING + 1)]:
+            self._delete(response, name)
+
+    def _delete(self, response: Response, name: str) -> None:
+        response.delete_cookie(
+            name, path=COOKIE_PATH, secure=self._secure, httponly=True, samesite="lax"
+        )

@@ -1,0 +1,33 @@
+"""Where a redirect may go after login or logout: only paths of this app."""
+
+from urllib.parse import unquote, urlsplit
+
+MAX_RETURN_TO_LENGTH = 2048
+
+
+def safe_return_to(value: str | None) -> str:
+    """`value` if it is a same-origin relative path, otherwise `/`.
+
+    Rejects absolute and protocol-relative URLs (`https://evil`, `//evil`), backslash
+    tricks (`/\\evil`), control characters, and all of these hidden behind one or more
+    layers of percent-encoding.
+    """
+    if not value or len(value) > MAX_RETURN_TO_LENGTH:
+        return "/"
+    decoded, previous = value, None
+    for _ in range(3):  # also catch double and triple encoding
+        if _unsafe(decoded):
+            return "/"
+        previous, decoded = decoded, unquote(decoded)
+        if decoded == previous:
+            return value
+    return "/"
+
+
+def _unsafe(path: str) -> bool:
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return True
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+        return True
+    parts = urlsplit(path)
+    return bool(parts.scheme or parts.netloc)

@@ -1,0 +1,71 @@
+"""`python -m devserver`: run the app with auto-reload against a local development provider.
+
+Log in with any username, no Auth0 tenant needed. On first run it creates a
+git-ignored `.env` with a random SESSION_SECRET. The AUTH0_* values in `.env`
+are left alone: they are used when you run the app without this command.
+"""
+
+import argparse
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from devserver.provider import FakeProvider
+
+HOST = "127.0.0.1"
+
+
+def ensure_env_file(path: Path = Path(".env"), example: Path = Path(".env.example")) -> None:
+    """Create `.env` (or add SESSION_SECRET to it) so the app can start."""
+    secret_line = f"SESSION_SECRET={secrets.token_urlsafe(48)}\n"
+    if not path.exists():
+        template = example.read_text() if example.exists() else ""
+        lines = [line for line in template.splitlines(keepends=True) if not line.startswith("SESSION_SECRET=")]
+        path.write_text("".join(lines) + secret_line)
+        print(f"Created {path} with a random SESSION_SECRET.")
+    elif not any(line.startswith("SESSION_SECRET=") and line.strip() != "SESSION_SECRET=" for line in path.read_text().splitlines()):
+        with path.open("a") as env_file:
+            env_file.write("\n" + secret_line)
+        print(f"Added a random SESSION_SECRET to {path}.")
+
+
+def serve_provider(provider: FakeProvider, port: int) -> None:
+    server = uvicorn.Server(uvicorn.Config(provider.app, host=HOST, port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__)
+    parser.add_argument("--port", type=int, default=8000, help="port of the app (default 8000)")
+    parser.add_argument("--provider-port", type=int, default=8001, help="port of the provider (default 8001)")
+    parser.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
+    args = parser.parse_args()
+
+    ensure_env_file()
+    app_url = f"http://{HOST}:{args.port}"
+    provider = FakeProvider(
+        f"http://{HOST}:{args.provider_port}",
+        client_secret=secrets.token_urlsafe(32),
+        redirect_uris=(f"{app_url}/auth/callback",),
+        logout_redirect_prefix=f"{app_url}/",
+    )
+    serve_provider(provider, args.provider_port)
+    os.environ.update(
+        AUTH0_DOMAIN=provider.issuer,
+        AUTH0_CLIENT_ID=provider.client_id,
+        AUTH0_CLIENT_SECRET=provider.client_secret,
+        APP_BASE_URL=app_url,
+    )
+    print(f"Development provider at {provider.issuer} (any username logs in).")
+    print(f"Open {app_url}")
+    uvicorn.run("app.main:app", host=HOST, port=args.port, reload=not args.no_reload, reload_dirs=["app"])
+
+
+if __name__ == "__main__":
+    main()

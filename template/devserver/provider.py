@@ -1,0 +1,308 @@
+"""A small OpenID provider for local development and tests. Never deploy it: it logs in anyone.
+
+It speaks enough OpenID Connect for this app: discovery, JWKS, an authorization
+endpoint with a "type any username" form, a token endpoint (authorization code with
+PKCE, refresh tokens with rotation), userinfo and RP-initiated logout.
+
+Tests use it in-process through `provider.transport` (no network) and reach into it
+to misbehave on purpose: `id_token_claims`, `id_token_header`, `token_response`,
+`metadata`, `replies` and `reachable` change what it answers.
+"""
+
+import html
+import secrets
+import time
+from base64 import b64decode
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
+
+import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+_signing_key: RSAKey | None = None
+
+
+def _shared_signing_key() -> RSAKey:
+    """One RSA key per process: generating keys is slow, and tests create many providers."""
+    global _signing_key
+    if _signing_key is None:
+        _signing_key = RSAKey.generate_key(2048, parameters={"kid": "dev-1", "use": "sig"})
+    return _signing_key
+
+
+@dataclass
+class _Grant:
+    username: str
+    client_id: str
+    scope: str
+    nonce: str | None = None
+    redirect_uri: str = ""
+    code_challenge: str = ""
+    sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+class FakeProvider:
+    def __init__(
+        self,
+        issuer: str = "https://provider.test",
+        *,
+        client_id: str = "dev-client",
+        client_secret: str = "dev-secret",
+        redirect_uris: tuple[str, ...] = ("http://127.0.0.1:8000/auth/callback",),
+        logout_redirect_prefix: str = "http://127.0.0.1:8000/",
+        token_ttl: int = 3600,
+    ) -> None:
+        self.issuer = issuer
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uris = redirect_uris
+        self.logout_redirect_prefix = logout_redirect_prefix
+        self.token_ttl = token_ttl
+        self.keys = [_shared_signing_key()]
+        # Knobs for tests: merged into what the provider sends (None removes a member).
+        self.id_token_claims: dict[str, Any] = {}
+        self.id_token_header: dict[str, Any] = {}
+        self.token_response: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+        self.replies: dict[str, Response] = {}  # endpoint name -> canned response
+        self.reachable: Literal["yes", "refused", "timeout"] = "yes"
+        self.requests: list[str] = []  # endpoint names, in the order they were called
+        self._codes: dict[str, _Grant] = {}
+        self._refresh_tokens: dict[str, _Grant] = {}
+        self._access_tokens: dict[str, _Grant] = {}
+        self.app = Starlette(
+            routes=[
+                Route("/.well-known/openid-configuration", self._discovery),
+                Route("/jwks", self._jwks),
+                Route("/authorize", self._authorize, methods=["GET", "POST"]),
+                Route("/token", self._token, methods=["POST"]),
+                Route("/userinfo", self._userinfo),
+                Route("/logout", self._logout),
+            ]
+        )
+        self.transport = _ProviderTransport(self)
+
+    # -- what tests call directly ---------------------------------------------
+
+    def login(self, authorize_url: str, username: str = "alice") -> str:
+        """Act as a user who logs in as `username`; return the redirect back to the app."""
+        params = dict(parse_qsl(urlsplit(authorize_url).query))
+        return self._approve(params, username)
+
+    def rotate_keys(self) -> None:
+        """Sign with a new key from now on (and publish only that one)."""
+        kid = f"dev-{secrets.token_hex(4)}"
+        self.keys = [RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"})]
+
+    def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+        """A JWT signed with the provider's current key."""
+        key = self.keys[0]
+        return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, claims, key)
+
+    def user_claims(self, username: str) -> dict[str, Any]:
+        return {
+            "sub": username,
+            "name": username.title(),
+            "email": f"{username}@example.com",
+            "email_verified": True,
+        }
+
+    # -- endpoints ----------------------------------------------------------------
+
+    def _reply(self, name: str) -> Response | None:
+        self.requests.append(name)
+        return self.replies.get(name)
+
+    async def _discovery(self, request: Request) -> Response:
+        if (reply := self._reply("discovery")) is not None:
+            return reply
+        base = self.issuer.rstrip("/")
+        document = {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "jwks_uri": f"{base}/jwks",
+            "end_session_endpoint": f"{base}/logout",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "authorization_response_iss_parameter_supported": True,
+        }
+        return JSONResponse(_merge(document, self.metadata))
+
+    async def _jwks(self, request: Request) -> Response:
+        if (reply := self._reply("jwks")) is not None:
+            return reply
+        return JSONResponse(KeySet(self.keys).as_dict(private=False))  # type: ignore[arg-type]
+
+    async def _authorize(self, request: Request) -> Response:
+        if (reply := self._reply("authorize")) is not None:
+            return reply
+        if request.method == "POST":
+            form = await request.form()
+            params = {key: str(value) for key, value in form.items()}
+            username = params.pop("username", "").strip()
+            if username:
+                return RedirectResponse(self._approve(params, username), status_code=303)
+        else:
+            params = dict(request.query_params)
+        if params.get("client_id") != self.client_id or params.get("redirect_uri") not in self.redirect_uris:
+            return HTMLResponse("<h1>Unknown client or redirect_uri</h1>", status_code=400)
+        return HTMLResponse(_login_form(params))
+
+    def _approve(self, params: dict[str, str], username: str) -> str:
+        if params.get("client_id") != self.client_id:
+            raise ValueError("unknown client_id")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in self.redirect_uris:
+            raise ValueError("unregistered redirect_uri")
+        code = secrets.token_urlsafe(24)
+        self._codes[code] = _Grant(
+            username=username,
+            client_id=self.client_id,
+            scope=params.get("scope", "openid"),
+            nonce=params.get("nonce"),
+            redirect_uri=redirect_uri,
+            code_challenge=params.get("code_challenge", ""),
+        )
+        answer = {"code": code, "state": params.get("state", ""), "iss": self.issuer}
+        return f"{redirect_uri}?{urlencode(answer)}"
+
+    async def _token(self, request: Request) -> Response:
+        if (reply := self._reply("token")) is not None:
+            return reply
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        if not self._client_authenticated(request, form):
+            return _oauth_error("invalid_client", 401)
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            grant = self._codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "")
+            if (
+                grant is None
+                or grant.redirect_uri != form.get("redirect_uri")
+                or not verifier
+                or create_s256_code_challenge(verifier) != grant.code_challenge
+            ):
+                return _oauth_error("invalid_grant")
+        elif grant_type == "refresh_token":
+            grant = self._refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if grant is None:
+                return _oauth_error("invalid_grant")
+        else:
+            return _oauth_error("unsupported_grant_type")
+        return JSONResponse(
+            _merge(self._issue_tokens(grant), self.token_response),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def _client_authenticated(self, request: Request, form: dict[str, str]) -> bool:
+        authorization = request.headers.get("authorization", "")
+        if authorization.lower().startswith("basic "):
+            try:
+                decoded = b64decode(authorization[6:]).decode()
+            except ValueError:
+                return False
+            client_id, _, secret = decoded.partition(":")
+            client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        return client_id == self.client_id and secrets.compare_digest(secret, self.client_secret)
+
+    def _issue_tokens(self, grant: _Grant) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {
+            **self.user_claims(grant.username),
+            "iss": self.issuer,
+            "aud": grant.client_id,
+            "iat": now,
+            "exp": now + self.token_ttl,
+            "auth_time": now,
+            "sid": grant.sid,
+        }
+        if grant.nonce:
+            claims["nonce"] = grant.nonce
+        access_token = secrets.token_urlsafe(32)
+        self._access_tokens[access_token] = grant
+        body: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl,
+            "scope": grant.scope,
+            "id_token": self.sign(_merge(claims, self.id_token_claims), self.id_token_header),
+        }
+        if "offline_access" in grant.scope.split():
+            refresh_token = secrets.token_urlsafe(32)
+            self._refresh_tokens[refresh_token] = grant
+            body["refresh_token"] = refresh_token
+        return body
+
+    async def _userinfo(self, request: Request) -> Response:
+        if (reply := self._reply("userinfo")) is not None:
+            return reply
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        grant = self._access_tokens.get(token)
+        if grant is None:
+            return _oauth_error("invalid_token", 401)
+        return JSONResponse(self.user_claims(grant.username))
+
+    async def _logout(self, request: Request) -> Response:
+        if (reply := self._reply("logout")) is not None:
+            return reply
+        target = request.query_params.get("post_logout_redirect_uri", "")
+        if target.startswith(self.logout_redirect_prefix):
+            return RedirectResponse(target, status_code=303)
+        return HTMLResponse("<h1>You are logged out of the development provider.</h1>")
+
+
+class _ProviderTransport(httpx.AsyncBaseTransport):
+    """Routes the app's HTTP calls to the provider in-process; can play dead."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        self._provider = provider
+        self._asgi = httpx.ASGITransport(app=provider.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._provider.reachable == "refused":
+            raise httpx.ConnectError("connection refused", request=request)
+        if self._provider.reachable == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        return await self._asgi.handle_async_request(request)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = {**base, **changes}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def _oauth_error(error: str, status_code: int = 400) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status_code)
+
+
+def _login_form(params: dict[str, str]) -> str:
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(key)}" value="{html.escape(value)}">'
+        for key, value in params.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Development sign-in</title>
+<style>body{{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto}}
+input,button{{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin:.3rem 0}}</style></head>
+<body><h1>Development sign-in</h1>
+<p>This local provider accepts any username. It is for development only.</p>
+<form method="post" action="/authorize">{hidden}
+<label for="username">Username</label>
+<input id="username" name="username" value="alice" autofocus required>
+<button type="submit">Sign in</button></form></body></html>"""
