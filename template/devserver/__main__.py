@@ -24,10 +24,17 @@ def ensure_env_file(path: Path = Path(".env"), example: Path = Path(".env.exampl
     secret_line = f"SESSION_SECRET={secrets.token_urlsafe(48)}\n"
     if not path.exists():
         template = example.read_text() if example.exists() else ""
-        lines = [line for line in template.splitlines(keepends=True) if not line.startswith("SESSION_SECRET=")]
+        lines = [
+            line
+            for line in template.splitlines(keepends=True)
+            if not line.startswith("SESSION_SECRET=")
+        ]
         path.write_text("".join(lines) + secret_line)
         print(f"Created {path} with a random SESSION_SECRET.")
-    elif not any(line.startswith("SESSION_SECRET=") and line.strip() != "SESSION_SECRET=" for line in path.read_text().splitlines()):
+    elif not any(
+        line.startswith("SESSION_SECRET=") and line.strip() != "SESSION_SECRET="
+        for line in path.read_text().splitlines()
+    ):
         with path.open("a") as env_file:
             env_file.write("\n" + secret_line)
         print(f"Added a random SESSION_SECRET to {path}.")
@@ -43,7 +50,9 @@ def serve_provider(provider: FakeProvider, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__)
     parser.add_argument("--port", type=int, default=8000, help="port of the app (default 8000)")
-    parser.add_argument("--provider-port", type=int, default=8001, help="port of the provider (default 8001)")
+    parser.add_argument(
+        "--provider-port", type=int, default=8001, help="port of the provider (default 8001)"
+    )
     parser.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
     args = parser.parse_args()
 
@@ -64,7 +73,9 @@ def main() -> None:
     )
     print(f"Development provider at {provider.issuer} (any username logs in).")
     print(f"Open {app_url}")
-    uvicorn.run("app.main:app", host=HOST, port=args.port, reload=not args.no_reload, reload_dirs=["app"])
+    uvicorn.run(
+        "app.main:app", host=HOST, port=args.port, reload=not args.no_reload, reload_dirs=["app"]
+    )
 
 
 if __name__ == "__main__":

@@ -54,14 +54,14 @@ class FakeProvider:
         issuer: str = "https://provider.test",
         *,
         client_id: str = "dev-client",
-        client_secret: str = "dev-secret",
+        client_secret: str | None = None,
         redirect_uris: tuple[str, ...] = ("http://127.0.0.1:8000/auth/callback",),
         logout_redirect_prefix: str = "http://127.0.0.1:8000/",
         token_ttl: int = 3600,
     ) -> None:
         self.issuer = issuer
         self.client_id = client_id
-        self.client_secret = client_secret
+        self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.redirect_uris = redirect_uris
         self.logout_redirect_prefix = logout_redirect_prefix
         self.token_ttl = token_ttl
@@ -158,7 +158,10 @@ class FakeProvider:
                 return RedirectResponse(self._approve(params, username), status_code=303)
         else:
             params = dict(request.query_params)
-        if params.get("client_id") != self.client_id or params.get("redirect_uri") not in self.redirect_uris:
+        if (
+            params.get("client_id") != self.client_id
+            or params.get("redirect_uri") not in self.redirect_uris
+        ):
             return HTMLResponse("<h1>Unknown client or redirect_uri</h1>", status_code=400)
         return HTMLResponse(_login_form(params))
 
@@ -298,8 +301,10 @@ def _login_form(params: dict[str, str]) -> str:
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Development sign-in</title>
-<style>body{{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto}}
-input,button{{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin:.3rem 0}}</style></head>
+<style>
+body {{ font: 16px system-ui, sans-serif; max-width: 24rem; margin: 4rem auto; }}
+input, button {{ font: inherit; padding: .4rem; width: 100%; box-sizing: border-box; }}
+</style></head>
 <body><h1>Development sign-in</h1>
 <p>This local provider accepts any username. It is for development only.</p>
 <form method="post" action="/authorize">{hidden}

@@ -1,6 +1,6 @@
 """OpenID Connect login for this app. Import what routes need from here:
 
-    from app.auth import CurrentUser, OptionalSession
+from app.auth import CurrentUser, OptionalSession
 """
 
 from app.auth.components import Auth

@@ -75,7 +75,9 @@ class ProviderMetadata:
             authorization_endpoint=_endpoint(document, "authorization_endpoint"),
             token_endpoint=_endpoint(document, "token_endpoint"),
             jwks_uri=_endpoint(document, "jwks_uri"),
-            end_session_endpoint=_endpoint(document, "end_session_endpoint") if end_session else None,
+            end_session_endpoint=_endpoint(document, "end_session_endpoint")
+            if end_session
+            else None,
             signing_algorithms=allowed,
             client_auth_method=auth_method,
             iss_parameter_required=document.get("authorization_response_iss_parameter_supported")
@@ -98,7 +100,9 @@ def _endpoint(document: dict[str, Any], name: str) -> str:
 
 
 class OidcClient:
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
         self._http = httpx.AsyncClient(
             transport=transport,
@@ -111,6 +115,7 @@ class OidcClient:
         self._keys: KeySet | None = None
         self._keys_expires = 0.0
         self._keys_fetched = 0.0
+        self._keys_refetched = 0.0  # last refetch forced by an unknown key id
         self._metadata_lock = asyncio.Lock()
         self._keys_lock = asyncio.Lock()
 
@@ -138,7 +143,7 @@ class OidcClient:
             return self._metadata
 
     async def signing_keys(self, *, refetch: bool = False) -> KeySet:
-        """The provider's keys; `refetch` asks for a fresh copy (rate-limited, shared by waiters)."""
+        """The provider's keys; `refetch` asks for a fresh copy (rate-limited, shared)."""
         asked_at = time.monotonic()
         if self._keys is not None and asked_at < self._keys_expires and not refetch:
             return self._keys
@@ -146,8 +151,10 @@ class OidcClient:
             now = time.monotonic()
             expired = self._keys is None or now >= self._keys_expires
             fetched_meanwhile = self._keys_fetched >= asked_at
-            too_soon = now - self._keys_fetched < JWKS_MIN_REFETCH_INTERVAL
+            too_soon = now - self._keys_refetched < JWKS_MIN_REFETCH_INTERVAL
             if expired or (refetch and not fetched_meanwhile and not too_soon):
+                if not expired:
+                    self._keys_refetched = now
                 metadata = await self.metadata()
                 try:
                     self._keys = _import_key_set(await self._request_json("GET", metadata.jwks_uri))
@@ -157,7 +164,8 @@ class OidcClient:
                         raise
                     # Keep using the last good key set while the provider misbehaves.
                 self._keys_expires = time.monotonic() + JWKS_TTL
-            assert self._keys is not None
+            if self._keys is None:  # pragma: no cover - the fetch above raised instead
+                raise ProviderError("The login service's keys are not available.")
             return self._keys
 
     # -- the login flow ------------------------------------------------------
@@ -187,7 +195,9 @@ class OidcClient:
         separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
         return metadata.authorization_endpoint + separator + urlencode(params)
 
-    async def exchange_code(self, code: str, *, code_verifier: str, nonce: str) -> tuple[TokenSet, dict[str, Any]]:
+    async def exchange_code(
+        self, code: str, *, code_verifier: str, nonce: str
+    ) -> tuple[TokenSet, dict[str, Any]]:
         """Redeem an authorization code; return the checked tokens and the ID token's claims."""
         metadata = await self.metadata()
         form = {
@@ -221,7 +231,9 @@ class OidcClient:
         except UnknownSigningKey:
             return validate(await self.signing_keys(refetch=True))
 
-    async def _token_request(self, metadata: ProviderMetadata, form: dict[str, str]) -> dict[str, Any]:
+    async def _token_request(
+        self, metadata: ProviderMetadata, form: dict[str, str]
+    ) -> dict[str, Any]:
         client_id = self.settings.auth0_client_id
         secret = self.settings.auth0_client_secret.get_secret_value()
         auth = None
@@ -238,9 +250,13 @@ class OidcClient:
                     "The login code was rejected (it may have expired or been used already). "
                     "Please log in again."
                 ) from None
-            raise ProviderError(f"The login service refused to issue tokens ({exc.error}).") from None
+            raise ProviderError(
+                f"The login service refused to issue tokens ({exc.error})."
+            ) from None
 
-    def logout_url(self, metadata: ProviderMetadata | None, *, id_token: str | None, return_url: str) -> str:
+    def logout_url(
+        self, metadata: ProviderMetadata | None, *, id_token: str | None, return_url: str
+    ) -> str:
         """Where to send the browser to end the provider's session too."""
         client_id = self.settings.auth0_client_id
         if metadata is not None and metadata.end_session_endpoint:
@@ -271,7 +287,9 @@ class OidcClient:
                     if len(body) > MAX_RESPONSE_BYTES:
                         raise ProviderError("The login service's response is too large.")
         except httpx.TimeoutException:
-            raise ProviderTimeout("The login service did not answer in time. Please try again.") from None
+            raise ProviderTimeout(
+                "The login service did not answer in time. Please try again."
+            ) from None
         except httpx.HTTPError:
             raise ProviderUnavailable(
                 "The login service cannot be reached right now. Please try again shortly."
@@ -282,7 +300,11 @@ class OidcClient:
             data = None
         if response.status_code == 200 and isinstance(data, dict):
             return data
-        if 400 <= response.status_code < 500 and isinstance(data, dict) and isinstance(data.get("error"), str):
+        if (
+            400 <= response.status_code < 500
+            and isinstance(data, dict)
+            and isinstance(data.get("error"), str)
+        ):
             raise _OAuthError(data["error"][:64])
         if response.status_code >= 500 or response.status_code == 429:
             raise ProviderUnavailable(
@@ -312,7 +334,7 @@ def _import_key_set(document: dict[str, Any]) -> KeySet:
             continue
         try:
             usable.append(KeySet.import_key_set({"keys": [entry]}).keys[0])
-        except Exception:  # a single malformed key must not break the others
+        except Exception:  # noqa: S112 - one malformed key must not break the others
             continue
     if not usable:
         raise ProviderError("The login service publishes no usable signing keys.")

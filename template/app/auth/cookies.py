@@ -27,7 +27,9 @@ Purpose = Literal["session", "transaction"]
 
 
 def derive_key(secret: str, purpose: Purpose) -> OctKey:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"{purpose} cookie v1".encode())
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"{purpose} cookie v1".encode()
+    )
     key = OctKey.import_key(hkdf.derive(secret.encode()))
     return OctKey.import_key(key.raw_value, {"kid": key.thumbprint()[:16]})
 
@@ -98,7 +100,9 @@ class ChunkedCookie:
         chunks = [value[i : i + CHUNK_SIZE] for i in range(0, len(value), CHUNK_SIZE)]
         if len(chunks) > MAX_CHUNKS:
             raise ValueError(f"cookie {self.name!r} would need {len(chunks)} chunks")
-        names = [self.name] if len(chunks) == 1 else [f"{self.name}.{i}" for i in range(len(chunks))]
+        names = (
+            [self.name] if len(chunks) == 1 else [f"{self.name}.{i}" for i in range(len(chunks))]
+        )
         for name, chunk in zip(names, chunks, strict=True):
             response.set_cookie(
                 name,

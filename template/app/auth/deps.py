@@ -1,7 +1,7 @@
 """Dependencies for routes: the session, the logged-in user, the auth components.
 
-    @router.get("/orders")
-    async def orders(user: CurrentUser) -> list[Order]: ...
+@router.get("/orders")
+async def orders(user: CurrentUser) -> list[Order]: ...
 """
 
 from typing import Annotated, Any
@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from app.auth import policy
+from app.auth.components import Auth, get_auth
 from app.auth.errors import Forbidden, NotAuthenticated
 from app.auth.sessions import Session, now, request_state
-from app.auth.components import Auth, get_auth
 
 
 async def get_session(request: Request) -> Session | None:

@@ -4,7 +4,7 @@
     ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
     ├── Forbidden               403: logged in, but `policy.authorize` said no
     ├── InvalidRequest          400: missing, duplicated or oversized parameters
-    │   └── LoginExpired        400: no login in progress for this `state` (expired, used, other browser)
+    │   └── LoginExpired        400: no login in progress for this `state`
     ├── LoginFailed             400: the provider answered the login with an `error`
     ├── InvalidToken            400: a token or token response failed validation
     └── ProviderError           502: the provider sent something unusable
@@ -100,7 +100,8 @@ def wants_html(request: Request) -> bool:
 
 
 async def auth_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AuthError)
+    if not isinstance(exc, AuthError):  # pragma: no cover - registered for AuthError only
+        raise exc
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
         query = urlencode({"returnTo": exc.login_redirect})
         return RedirectResponse(f"/auth/login?{query}", status_code=303)

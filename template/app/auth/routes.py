@@ -90,7 +90,9 @@ async def callback(
                     "another browser. Please log in again."
                 )
         else:
-            response = await _finish_login(request, auth, transaction, code, iss, error, error_description)
+            response = await _finish_login(
+                request, auth, transaction, code, iss, error, error_description
+            )
     except AuthError as exc:
         response = await auth_error_handler(request, exc)
     for name, value in cleanup.raw_headers:

@@ -90,7 +90,7 @@ def request_state(request: Request) -> RequestAuthState:
     state = request.scope.get(SCOPE_KEY)
     if state is None:
         state = request.scope[SCOPE_KEY] = RequestAuthState()
-    return state  # type: ignore[no-any-return]
+    return state
 
 
 class SessionStore(Protocol):
@@ -103,7 +103,7 @@ class SessionStore(Protocol):
         """Store the session and attach whatever the browser must keep to the response."""
 
     async def touch(self, request: Request, session: Session) -> None:
-        """Extend the session's rolling expiry, from a request that does not build its own response."""
+        """Extend the rolling expiry (from any request; the response is not at hand)."""
 
     async def delete(self, request: Request, response: Response) -> None:
         """End the request's session."""

@@ -24,6 +24,7 @@ CLOCK_LEEWAY = 60  # seconds of clock difference tolerated between us and the pr
 MAX_TOKEN_LENGTH = 12_000
 MAX_REFRESH_TOKEN_LENGTH = 4_000
 MAX_SCOPE_LENGTH = 2_000
+BEARER = "Bearer"
 
 _KEY_TYPES: dict[str, type[RSAKey | ECKey | OKPKey]] = {"RS": RSAKey, "PS": RSAKey, "ES": ECKey}
 _registry = jws.JWSRegistry(algorithms=list(SIGNING_ALGORITHMS))
@@ -59,14 +60,16 @@ def parse_token_response(body: dict[str, Any], *, now: int) -> TokenSet:
     return TokenSet(
         id_token=_bounded_str(body, "id_token", MAX_TOKEN_LENGTH, required=True) or "",
         access_token=_bounded_str(body, "access_token", MAX_TOKEN_LENGTH, required=True) or "",
-        token_type="Bearer",
+        token_type=BEARER,
         refresh_token=_bounded_str(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH),
         expires_at=now + int(expires_in) if expires_in is not None else None,
         scope=_bounded_str(body, "scope", MAX_SCOPE_LENGTH),
     )
 
 
-def _bounded_str(body: dict[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
+def _bounded_str(
+    body: dict[str, Any], name: str, limit: int, *, required: bool = False
+) -> str | None:
     value = body.get(name)
     if value is None and not required:
         return None
@@ -113,10 +116,14 @@ def verify_signature(token: str, keys: KeySet, *, algorithms: tuple[str, ...]) -
     kid = header.get("kid")
     candidates = [key for key in _keys_for(alg, keys) if kid is None or key.kid == kid]
     if not candidates:
-        raise UnknownSigningKey("The token is signed with a key the login service does not publish.")
+        raise UnknownSigningKey(
+            "The token is signed with a key the login service does not publish."
+        )
     for key in candidates:
         try:
-            payload = jws.deserialize_compact(token, key, algorithms=[alg], registry=_registry).payload
+            payload = jws.deserialize_compact(
+                token, key, algorithms=[alg], registry=_registry
+            ).payload
         except (JoseError, ValueError):
             continue
         try:
@@ -131,7 +138,7 @@ def verify_signature(token: str, keys: KeySet, *, algorithms: tuple[str, ...]) -
 
 def _keys_for(alg: str, keys: KeySet) -> list[PublicKey]:
     key_type = OKPKey if alg == "EdDSA" else _KEY_TYPES[alg[:2]]
-    return [key for key in keys if isinstance(key, key_type)]  # type: ignore[misc]
+    return [key for key in keys if isinstance(key, key_type)]
 
 
 def check_claims(claims: dict[str, Any], *, issuer: str, client_id: str, now: int) -> None:

@@ -7,6 +7,7 @@ is removed by the callback, whatever the outcome: every transaction is used at m
 
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -14,7 +15,6 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.auth.cookies import CookieCipher
-from app.auth.sessions import now
 
 TRANSACTION_LIFETIME = 3600  # seconds: long enough for sign-up, MFA or a password reset
 MAX_PENDING = 8  # older pending logins are dropped when a browser starts more than this
@@ -29,7 +29,7 @@ class LoginTransaction:
     nonce: str
     code_verifier: str
     return_to: str
-    created_at: int
+    created_at: float  # Unix time, sub-second: orders a browser's pending logins
 
     @classmethod
     def start(cls, return_to: str) -> "LoginTransaction":
@@ -38,7 +38,7 @@ class LoginTransaction:
             nonce=secrets.token_urlsafe(32),
             code_verifier=secrets.token_urlsafe(48),
             return_to=return_to,
-            created_at=now(),
+            created_at=time.time(),
         )
 
 
@@ -75,7 +75,7 @@ class TransactionCookies:
             return None
         if transaction is None or not secrets.compare_digest(transaction.state, state):
             return None
-        if now() - transaction.created_at > TRANSACTION_LIFETIME:
+        if time.time() - transaction.created_at > TRANSACTION_LIFETIME:
             return None
         return transaction
 
@@ -87,7 +87,8 @@ class TransactionCookies:
                 continue
             payload = self._cipher.decrypt(value)
             created_at = payload.get("created_at") if payload is not None else None
-            pending.append((created_at if type(created_at) is int else -1, name))
+            known = isinstance(created_at, int | float)
+            pending.append((created_at if known else -1.0, name))
         pending.sort()
         for _, name in pending[: max(0, len(pending) - MAX_PENDING + 1)]:
             self._delete(response, name)

@@ -1,0 +1,325 @@
+"""The callback refuses anything the specs say to refuse, with a clear 4xx/5xx and no session.
+
+OpenID Connect Core 1.0 §3.1.3.7 (ID token validation), RFC 9207 (iss), RFC 9700.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc import jws
+from joserfc.jwk import RSAKey
+from starlette.responses import Response
+
+from devserver.provider import FakeProvider
+from tests.helpers import APP_URL, ISSUER, log_in, query, session_cookies, start_login
+
+
+def assert_refused(response: Any, status: int, error: str, client: TestClient) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    assert response.headers["cache-control"] == "no-store"
+    assert not session_cookies(response)
+    assert client.get("/auth/profile").status_code == 401
+
+
+def unsigned(claims: dict[str, Any], alg: str = "none") -> str:
+    def encode(part: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+    return f"{encode({'alg': alg, 'kid': 'dev-1'})}.{encode(claims)}."
+
+
+def hs256_with_public_key(provider: FakeProvider, claims: dict[str, Any]) -> str:
+    """The classic key-confusion attack: HMAC keyed with the provider's public key."""
+    signing_input = unsigned(claims, "HS256").rstrip(".")
+    secret = provider.keys[0].as_pem(private=False)
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def valid_claims(provider: FakeProvider, nonce: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": provider.issuer, "sub": "alice", "aud": provider.client_id,
+            "iat": now, "exp": now + 300, "nonce": nonce}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"iss": "https://other.test"}, "another issuer"),
+        ({"iss": ISSUER + "/"}, "trailing slash is another issuer"),
+        ({"aud": "another-client"}, "audience"),
+        ({"aud": ["dev-client", "another-client"]}, "several audiences without azp"),
+        ({"aud": ["dev-client", "x"], "azp": "x"}, "azp names another client"),
+        ({"azp": "another-client"}, "azp names another client"),
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"exp": None}, "no exp"),
+        ({"iat": int(time.time()) + 3600}, "issued in the future"),
+        ({"iat": None}, "no iat"),
+        ({"nbf": int(time.time()) + 3600}, "not valid yet"),
+        ({"nonce": "another-nonce"}, "nonce mismatch"),
+        ({"nonce": None}, "no nonce"),
+        ({"sub": None}, "no sub"),
+        ({"sub": 42}, "sub not a string"),
+        ({"exp": "tomorrow"}, "exp not a number"),
+    ],
+)
+def test_id_token_with_bad_claims_is_refused(
+    client: TestClient, provider: FakeProvider, claims: dict[str, Any], reason: str
+) -> None:
+    provider.id_token_claims = claims
+
+    assert_refused(log_in(client, provider), 400, "invalid_token", client)
+
+
+def test_several_audiences_with_our_azp_are_accepted(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.id_token_claims = {"aud": ["dev-client", "https://api.example"], "azp": "dev-client"}
+
+    assert log_in(client, provider).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda p, claims: unsigned(claims), id="alg-none"),
+        pytest.param(
+            lambda p, claims: hs256_with_public_key(p, claims), id="hs256-with-the-public-key"
+        ),
+        pytest.param(
+            lambda p, claims: jws.serialize_compact(
+                {"alg": "RS256", "kid": "dev-1"}, json.dumps(claims), RSAKey.generate_key(2048)
+            ),
+            id="signed-by-another-key",
+        ),
+        pytest.param(lambda p, claims: p.sign(claims)[:-8] + "AAAAAAAA", id="tampered-signature"),
+        pytest.param(lambda p, claims: p.sign(claims, {"typ": "logout+jwt"}), id="logout-token"),
+        pytest.param(lambda p, claims: "not-a-jwt", id="garbage"),
+    ],
+)
+def test_forged_id_tokens_are_refused(
+    client: TestClient, provider: FakeProvider, forge: Callable[[FakeProvider, dict[str, Any]], str]
+) -> None:
+    authorize_url = start_login(client).headers["location"]
+    claims = valid_claims(provider, query(authorize_url)["nonce"])
+    provider.token_response = {"id_token": forge(provider, claims)}
+
+    assert_refused(client.get(provider.login(authorize_url)), 400, "invalid_token", client)
+
+
+def test_unknown_key_id_refetches_the_keys_once(client: TestClient, provider: FakeProvider) -> None:
+    assert log_in(client, provider).status_code == 303  # keys cached
+    provider.rotate_keys()
+    provider.requests.clear()
+
+    assert log_in(client, provider, "bob").status_code == 303
+    assert provider.requests.count("jwks") == 1
+
+    provider.requests.clear()
+    client.cookies.clear()
+    provider.id_token_header = {"kid": "no-such-key"}
+    assert_refused(log_in(client, provider, "carol"), 400, "invalid_token", client)
+    assert provider.requests.count("jwks") <= 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "error"),
+    [
+        ({"token_type": "mac"}, 400, "invalid_token"),
+        ({"token_type": None}, 400, "invalid_token"),
+        ({"id_token": None}, 400, "invalid_token"),
+        ({"access_token": None}, 400, "invalid_token"),
+        ({"expires_in": -5}, 400, "invalid_token"),
+        ({"id_token": "x" * 1_000_000}, 502, "bad_provider_response"),
+        ({"id_token": "x" * 20_000}, 400, "invalid_token"),
+    ],
+)
+def test_bad_token_responses_are_refused(
+    client: TestClient, provider: FakeProvider, changes: dict[str, Any], status: int, error: str
+) -> None:
+    provider.token_response = changes
+
+    assert_refused(log_in(client, provider), status, error, client)
+
+
+def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvider) -> None:
+    provider.token_response = {"token_type": "bearer"}
+
+    assert log_in(client, provider).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "error"),
+    [
+        (Response("<html>oops</html>", 200), 502, "bad_provider_response"),
+        (Response("[1, 2]", 200, media_type="application/json"), 502, "bad_provider_response"),
+        (Response("", 500), 503, "provider_unavailable"),
+        (
+            Response('{"error": "invalid_grant"}', 400, media_type="application/json"),
+            400,
+            "login_failed",
+        ),
+        (
+            Response('{"error": "invalid_client"}', 401, media_type="application/json"),
+            502,
+            "bad_provider_response",
+        ),
+    ],
+)
+def test_token_endpoint_failures(
+    client: TestClient, provider: FakeProvider, reply: Response, status: int, error: str
+) -> None:
+    provider.replies["token"] = reply
+
+    assert_refused(log_in(client, provider), status, error, client)
+
+
+def test_provider_unreachable_during_callback(client: TestClient, provider: FakeProvider) -> None:
+    authorize_url = start_login(client).headers["location"]
+    callback = provider.login(authorize_url)
+    provider.reachable = "refused"
+
+    assert_refused(client.get(callback), 503, "provider_unavailable", client)
+
+
+@pytest.mark.parametrize(
+    "make_callback",
+    [
+        pytest.param(lambda url, state: url.replace(f"state={state}", "state="), id="no-state"),
+        pytest.param(lambda url, state: url.replace(state, "A" * 43), id="unknown-state"),
+        pytest.param(lambda url, state: url.replace(state, "%3Cscript%3E"), id="odd-state"),
+        pytest.param(lambda url, state: url + "&code=second", id="duplicated-code"),
+        pytest.param(lambda url, state: url + f"&state={state}", id="duplicated-state"),
+        pytest.param(
+            lambda url, state: (
+                url.split("?")[0] + f"?state={state}&iss=https%3A%2F%2Fprovider.test"
+            ),
+            id="no-code",
+        ),
+        pytest.param(lambda url, state: url.replace("iss=https", "iss=http"), id="iss-mismatch"),
+        pytest.param(
+            lambda url, state: url.replace("&iss=https%3A%2F%2Fprovider.test", ""), id="iss-missing"
+        ),
+        pytest.param(lambda url, state: url + "&junk=" + "x" * 9000, id="oversized-query"),
+    ],
+)
+def test_bad_callback_requests_are_refused(
+    client: TestClient, provider: FakeProvider, make_callback: Callable[[str, str], str]
+) -> None:
+    authorize_url = start_login(client).headers["location"]
+    callback = provider.login(authorize_url)
+    provider.requests.clear()
+
+    response = client.get(make_callback(callback, query(authorize_url)["state"]))
+
+    assert response.status_code == 400
+    assert response.json()["error"] in ("invalid_request", "login_expired")
+    assert "token" not in provider.requests
+    assert client.get("/auth/profile").status_code == 401
+
+
+def test_oversized_code_is_not_forwarded(client: TestClient, provider: FakeProvider) -> None:
+    state = query(start_login(client).headers["location"])["state"]
+    provider.requests.clear()
+
+    response = client.get(
+        "/auth/callback", params={"code": "c" * 60_000, "state": state, "iss": ISSUER}
+    )
+
+    assert response.status_code == 400
+    assert provider.requests == []
+
+
+def test_a_callback_works_only_once(client: TestClient, provider: FakeProvider) -> None:
+    callback = provider.login(start_login(client).headers["location"])
+    assert client.get(callback).status_code == 303
+    client.cookies.clear()
+
+    assert_refused(client.get(callback), 400, "login_expired", client)
+
+
+def test_replayed_callback_of_a_logged_in_user_goes_home(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    callback = provider.login(start_login(client).headers["location"])
+    client.get(callback)
+
+    again = client.get(callback)
+    assert (again.status_code, again.headers["location"]) == (303, "/")
+    assert client.get("/auth/profile").status_code == 200
+
+
+def test_provider_error_is_shown_escaped(client: TestClient, provider: FakeProvider) -> None:
+    state = query(start_login(client).headers["location"])["state"]
+    params = {"state": state, "iss": ISSUER, "error": "access_denied",
+              "error_description": "<script>alert(1)</script>"}  # fmt: skip
+
+    page = client.get("/auth/callback", params=params, headers={"accept": "text/html"})
+
+    assert page.status_code == 400
+    assert "access_denied" in page.text
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;" in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+
+
+def test_discovery_must_name_the_configured_issuer(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.metadata = {"issuer": "https://evil.test"}
+
+    assert client.get("/auth/login").status_code == 502
+
+
+def test_iss_parameter_is_optional_when_not_advertised(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.metadata = {"authorization_response_iss_parameter_supported": None}
+    callback = provider.login(start_login(client).headers["location"])
+
+    response = client.get(callback.replace("&iss=https%3A%2F%2Fprovider.test", ""))
+    assert response.status_code == 303
+
+
+def test_client_secret_post_when_basic_is_unsupported(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.metadata = {"token_endpoint_auth_methods_supported": ["client_secret_post"]}
+
+    assert log_in(client, provider).status_code == 303
+
+
+def test_basic_auth_form_encodes_credentials(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    provider.client_secret = "p@ss word:with/odd+chars%"
+    client = client_for(auth0_client_secret=provider.client_secret)
+
+    assert log_in(client, provider).status_code == 303
+    assert client.get("/auth/profile").json()["sub"] == "alice"
+
+
+def test_error_pages_for_browsers_are_html(client: TestClient) -> None:
+    page = client.get("/auth/callback?state=" + "B" * 43, headers={"accept": "text/html"})
+
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Your login expired" in page.text
+    assert 'href="/auth/login"' in page.text
+
+
+def test_callback_url_is_built_from_settings_not_headers(client: TestClient) -> None:
+    response = client.get(
+        "/auth/login", headers={"host": "evil.example", "x-forwarded-host": "evil.example"}
+    )
+
+    assert query(response.headers["location"])["redirect_uri"] == f"{APP_URL}/auth/callback"

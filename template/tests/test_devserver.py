@@ -1,0 +1,35 @@
+"""`python -m devserver` prepares a working `.env` on first run."""
+
+from pathlib import Path
+
+import pytest
+
+from app.config import load_settings
+from devserver.__main__ import ensure_env_file
+
+
+def test_first_run_creates_env_with_a_random_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env.example").write_text("AUTH0_DOMAIN=tenant.us.auth0.com\nSESSION_SECRET=\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESSION_SECRET", raising=False)
+    monkeypatch.setenv("APP_BASE_URL", "http://127.0.0.1:8000")
+
+    ensure_env_file()
+    first = Path(".env").read_text()
+    ensure_env_file()  # a second run changes nothing
+
+    assert Path(".env").read_text() == first
+    assert first.count("SESSION_SECRET=") == 1
+    assert len(load_settings().session_secrets[0]) >= 32
+
+
+def test_an_existing_env_without_secret_gets_one(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("AUTH0_DOMAIN=tenant.us.auth0.com\n")
+
+    ensure_env_file(env, tmp_path / "missing.example")
+
+    assert env.read_text().startswith("AUTH0_DOMAIN=tenant.us.auth0.com\n")
+    assert "SESSION_SECRET=" in env.read_text()

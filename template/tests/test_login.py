@@ -1,0 +1,130 @@
+"""Logging in: the redirect to the provider, the callback, and the session it starts."""
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from devserver.provider import FakeProvider
+from tests.helpers import APP_URL, ISSUER, log_in, query, session_cookies, start_login
+
+
+def test_login_redirects_to_the_provider_with_pkce_state_and_nonce(client: TestClient) -> None:
+    response = start_login(client)
+
+    location = response.headers["location"]
+    assert location.startswith(f"{ISSUER}/authorize?")
+    params = query(location)
+    assert params["response_type"] == "code"
+    assert params["client_id"] == "dev-client"
+    assert params["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert params["scope"] == "openid profile email offline_access"
+    assert params["code_challenge_method"] == "S256"
+    assert len(params["code_challenge"]) == 43
+    assert len(params["state"]) >= 43 and len(params["nonce"]) >= 43
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_each_login_attempt_gets_its_own_transaction_cookie(client: TestClient) -> None:
+    first = query(start_login(client).headers["location"])
+    second = query(start_login(client).headers["location"])
+
+    assert first["state"] != second["state"] and first["nonce"] != second["nonce"]
+    [cookie] = [c for c in client.cookies.jar if c.name == f"app_tx.{second['state']}"]
+    assert cookie.path == "/auth"
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    assert not cookie.secure
+
+
+def test_only_allow_listed_login_parameters_reach_the_provider(client: TestClient) -> None:
+    response = start_login(
+        client,
+        screen_hint="signup",
+        redirect_uri="https://evil.example/steal",
+        client_id="someone-else",
+        scope="openid admin",
+    )
+
+    params = query(response.headers["location"])
+    assert params["screen_hint"] == "signup"
+    assert params["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert params["client_id"] == "dev-client"
+    assert params["scope"] == "openid profile email offline_access"
+
+
+def test_audience_is_sent_when_configured(client_for: Callable[..., TestClient]) -> None:
+    client = client_for(auth0_audience="https://api.example")
+
+    assert query(start_login(client).headers["location"])["audience"] == "https://api.example"
+
+
+def test_successful_login_starts_a_session_and_returns_to_the_page(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    response = log_in(client, provider, "alice", returnTo="/profile?tab=2")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/profile?tab=2"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    [line] = session_cookies(response)
+    assert "HttpOnly" in line and "SameSite=lax" in line and "Path=/" in line
+    assert "Secure" not in line  # APP_BASE_URL is http://
+    assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+
+    profile = client.get("/auth/profile")
+    assert profile.status_code == 200
+    assert profile.json() == {
+        "sub": "alice",
+        "name": "Alice",
+        "email": "alice@example.com",
+        "email_verified": True,
+    }
+    assert profile.headers["cache-control"] == "no-store"
+
+
+def test_parallel_logins_in_two_tabs_both_complete(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    first_tab = start_login(client, returnTo="/one").headers["location"]
+    second_tab = start_login(client, returnTo="/two").headers["location"]
+
+    second = client.get(provider.login(second_tab, "alice"))
+    first = client.get(provider.login(first_tab, "alice"))
+
+    assert (second.status_code, second.headers["location"]) == (303, "/two")
+    assert (first.status_code, first.headers["location"]) == (303, "/one")
+
+
+def test_every_login_creates_a_fresh_session(client: TestClient, provider: FakeProvider) -> None:
+    log_in(client, provider, "alice")
+    first = client.cookies["app_session"]
+    log_in(client, provider, "bob")
+
+    assert client.cookies["app_session"] != first
+    assert client.get("/auth/profile").json()["sub"] == "bob"
+
+
+def test_too_many_pending_logins_drop_the_oldest(client: TestClient) -> None:
+    states = [query(start_login(client).headers["location"])["state"] for _ in range(12)]
+
+    pending = {
+        c.name.removeprefix("app_tx.") for c in client.cookies.jar if c.name.startswith("app_tx.")
+    }
+    assert len(pending) == 8
+    assert set(states[-8:]) == pending
+
+
+def test_login_with_the_provider_down_shows_a_friendly_page(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.reachable = "refused"
+
+    page = client.get("/auth/login", headers={"accept": "text/html"})
+    assert page.status_code == 503
+    assert "The login service is unavailable" in page.text
+    assert "Traceback" not in page.text
+
+    provider.reachable = "timeout"
+    api = client.get("/auth/login")
+    assert api.status_code == 504
+    assert api.json()["error"] == "provider_timeout"

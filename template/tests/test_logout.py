@@ -1,0 +1,105 @@
+"""Logging out: here first, always; then at the provider when it supports it."""
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth.client import OidcClient, ProviderMetadata
+from devserver.provider import FakeProvider
+from tests.conftest import make_settings
+from tests.helpers import APP_URL, ISSUER, log_in, query
+
+
+def test_logout_ends_the_session_and_the_provider_session(
+    logged_in: TestClient, provider: FakeProvider
+) -> None:
+    response = logged_in.get("/auth/logout", params={"returnTo": "/bye"})
+
+    assert response.status_code == 303
+    assert response.headers["cache-control"] == "no-store"
+    location = response.headers["location"]
+    assert location.startswith(f"{ISSUER}/logout?")
+    params = query(location)
+    assert params["client_id"] == "dev-client"
+    assert params["post_logout_redirect_uri"] == f"{APP_URL}/bye"
+    assert params["id_token_hint"].count(".") == 2
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
+def test_logout_deletes_every_chunk(logged_in: TestClient) -> None:
+    value = logged_in.cookies["app_session"]
+    logged_in.cookies.delete("app_session")
+    for index, start in enumerate(range(0, len(value), 1000)):
+        logged_in.cookies.set(
+            f"app_session.{index}", value[start : start + 1000], domain="127.0.0.1"
+        )
+    assert logged_in.get("/auth/profile").status_code == 200
+
+    logged_in.get("/auth/logout")
+
+    assert not [c for c in logged_in.cookies.jar if c.name.startswith("app_session")]
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "return_to", ["https://evil.example/", "//evil.example", "/\\evil.example"]
+)
+def test_logout_never_redirects_off_site(logged_in: TestClient, return_to: str) -> None:
+    location = logged_in.get("/auth/logout", params={"returnTo": return_to}).headers["location"]
+
+    assert query(location)["post_logout_redirect_uri"] == f"{APP_URL}/"
+
+
+def test_logout_works_while_the_provider_is_down(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    client = client_for()
+    log_in(client, provider)
+    fresh = client_for()  # no discovery document cached yet
+    fresh.cookies = client.cookies
+    provider.reachable = "refused"
+
+    response = fresh.get("/auth/logout", params={"returnTo": "/bye"})
+
+    assert (response.status_code, response.headers["location"]) == (303, f"{APP_URL}/bye")
+    assert fresh.get("/auth/profile").status_code == 401
+
+
+def test_logout_without_a_session_still_ends_the_provider_session(client: TestClient) -> None:
+    location = client.get("/auth/logout").headers["location"]
+
+    assert location.startswith(f"{ISSUER}/logout?")
+    assert "id_token_hint" not in query(location)
+
+
+def metadata(end_session_endpoint: str | None) -> ProviderMetadata:
+    return ProviderMetadata(
+        issuer=ISSUER,
+        authorization_endpoint=f"{ISSUER}/authorize",
+        token_endpoint=f"{ISSUER}/token",
+        jwks_uri=f"{ISSUER}/jwks",
+        end_session_endpoint=end_session_endpoint,
+        signing_algorithms=("RS256",),
+        client_auth_method="client_secret_basic",
+        iss_parameter_required=False,
+    )
+
+
+def test_auth0_without_end_session_endpoint_uses_v2_logout(provider: FakeProvider) -> None:
+    settings = make_settings(provider, auth0_domain="tenant.eu.auth0.com")
+    client = OidcClient(settings)
+
+    url = client.logout_url(metadata(None), id_token="a.b.c", return_url=f"{APP_URL}/")
+
+    assert url.startswith("https://tenant.eu.auth0.com/v2/logout?")
+    assert query(url) == {"client_id": "dev-client", "returnTo": f"{APP_URL}/"}
+
+
+def test_other_providers_without_end_session_return_straight_home(provider: FakeProvider) -> None:
+    client = OidcClient(make_settings(provider))
+
+    assert (
+        client.logout_url(metadata(None), id_token=None, return_url=f"{APP_URL}/x")
+        == f"{APP_URL}/x"
+    )

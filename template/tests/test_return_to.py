@@ -1,0 +1,56 @@
+"""`returnTo` only ever leads to a path of this app (no open redirects)."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.auth.urls import safe_return_to
+from devserver.provider import FakeProvider
+from tests.helpers import log_in
+
+HOSTILE = [
+    "https://evil.example",
+    "http://evil.example/path",
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/%2Fevil.example",
+    "/%2F%2Fevil.example",
+    "%2F%2Fevil.example",
+    "/%252F%252Fevil.example",
+    "/%5Cevil.example",
+    "/%255Cevil.example",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "/\tevil",
+    "/%09/evil.example",
+    "/\r\nSet-Cookie: x=1",
+    "/%0d%0aSet-Cookie:%20x=1",
+    "https:evil.example",
+    "evil.example",
+    "/x" + "a" * 5000,
+    "",
+    "/\x00",
+    "/%00",
+    "@evil.example",
+    "https://127.0.0.1:8000@evil.example/",
+]
+
+FRIENDLY = ["/", "/profile", "/orders?page=2&sort=desc", "/a/b#section", "/search?q=caf%C3%A9"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_targets_fall_back_to_home(value: str) -> None:
+    assert safe_return_to(value) == "/"
+
+
+@pytest.mark.parametrize("value", FRIENDLY)
+def test_app_paths_are_kept(value: str) -> None:
+    assert safe_return_to(value) == value
+
+
+@pytest.mark.parametrize("value", HOSTILE[:12])
+def test_login_returns_only_to_app_paths(
+    client: TestClient, provider: FakeProvider, value: str
+) -> None:
+    assert log_in(client, provider, returnTo=value).headers["location"] == "/"
