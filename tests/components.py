@@ -1,4 +1,5 @@
-"""Real components for end-to-end tests: an OpenID provider, Redis, PostgreSQL, and login helpers.
+"""Real components for end-to-end tests: an OpenID provider, Redis, PostgreSQL, the generated app
+under uvicorn, and login helpers.
 
 Each component is a context manager that runs one child process on 127.0.0.1, logs its output to
 ``tests/artifacts/<name>-<port>.log`` and is always stopped on exit. A component that is not
@@ -18,13 +19,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, NoReturn, Self
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol, Self
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
@@ -254,6 +255,105 @@ class OidcProvider(ChildProcess):
         response = httpx.post(self.url("/__test/logout"), json=body, timeout=10)
         response.raise_for_status()
         return dict(response.json())
+
+
+# --- The generated app ----------------------------------------------------------------------------
+
+# Settings of the generated app (see template/app/config.py) that must not leak in from the shell.
+APP_SETTING_PREFIXES = ("AUTH0_", "APP_", "SESSION_")
+
+
+class RenderedProject(Protocol):
+    """A rendered and installed project, like ``Project`` of ``tests/conftest.py``."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def bin(self, name: str) -> Path: ...
+
+
+class AppServer(ChildProcess):
+    """The generated app under uvicorn at ``http://127.0.0.1:<port>``, a client of ``provider``.
+
+    Registers its own client at ``provider`` (callback, post-logout and back-channel logout URIs of
+    its port) when created, so the provider must be running then. ``settings`` are more environment
+    variables, e.g. ``{"AUTH0_TIMEOUT": "1"}``. The working directory is ``workdir``, which should
+    be empty: the app reads ``.env`` from there, and a project's ``.env`` must not change the test.
+    """
+
+    name = "app"
+
+    def __init__(
+        self,
+        project: RenderedProject,
+        provider: OidcProvider,
+        *,
+        workdir: Path,
+        settings: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        super().__init__(port)
+        self.project = project
+        self.provider = provider
+        self.workdir = workdir
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.ready_text = f"Uvicorn running on {self.base_url}"
+        self.settings = dict(settings or {})
+        self.client = provider.register_client(
+            [self.url("/auth/callback")],
+            [self.url("/")],
+            backchannel_logout_uri=self.url("/auth/backchannel-logout"),
+        )
+        self._session_secret = secrets.token_urlsafe(48)
+
+    def url(self, path: str) -> str:
+        """``path`` (starting with ``/``) on this app."""
+        return f"{self.base_url}{path}"
+
+    def command(self) -> list[str]:
+        uvicorn = self.project.bin("uvicorn")
+        if not uvicorn.exists():
+            raise RuntimeError(f"{uvicorn} is missing: is the project installed?")
+        app_dir = str(self.project.path)
+        return [
+            str(uvicorn),
+            "app.main:app",
+            "--app-dir",
+            app_dir,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+        ]
+
+    def popen_options(self) -> dict[str, Any]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+        env = {
+            **inherited,
+            "PYTHONUNBUFFERED": "1",
+            "AUTH0_DOMAIN": self.provider.issuer,
+            "AUTH0_CLIENT_ID": self.client.client_id,
+            "AUTH0_CLIENT_SECRET": self.client.client_secret,
+            "APP_BASE_URL": self.base_url,
+            "SESSION_SECRET": self._session_secret,
+            **self.settings,
+        }
+        return {"env": env, "cwd": self.workdir}
+
+    def start(self) -> None:
+        """Start uvicorn and wait until the app answers ``GET /``."""
+        super().start()
+        try:
+            wait_for(self._answers, START_TIMEOUT, f"{self.name} to answer")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url("/"), timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
 
 # --- Redis ----------------------------------------------------------------------------------------

@@ -19,13 +19,16 @@ if str(TESTS_DIR) not in sys.path:
 
 from components import (  # noqa: E402
     ARTIFACTS_DIR,
+    AppServer,
     OidcProvider,
     PostgresServer,
     RedisServer,
+    RenderedProject,
     chromium_browser,
 )
 
 if TYPE_CHECKING:
+    from app_flows import StartApp
     from playwright.sync_api import Browser, BrowserContext, Page
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -60,6 +63,46 @@ def oidc_provider() -> Iterator[OidcProvider]:
     """The test OpenID provider, shared by the session: register a client per app instance."""
     with OidcProvider() as provider:
         yield provider
+
+
+@pytest.fixture
+def dedicated_provider() -> Iterator[OidcProvider]:
+    """An OpenID provider of this test only: for tests that stop, pause or restart it."""
+    with OidcProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def app_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty working directory for the apps: no ``.env`` there can change their settings."""
+    return tmp_path_factory.mktemp("app-cwd")
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    default_project: RenderedProject, oidc_provider: OidcProvider, app_workdir: Path
+) -> Iterator[AppServer]:
+    """The default project's app under uvicorn, a client of ``oidc_provider``, for the session."""
+    with AppServer(default_project, oidc_provider, workdir=app_workdir) as server:
+        yield server
+
+
+@pytest.fixture
+def start_app(default_project: RenderedProject, app_workdir: Path) -> Iterator[StartApp]:
+    """Start apps for this test only: ``start_app(provider, AUTH0_TIMEOUT="1")``."""
+    started: list[AppServer] = []
+
+    def start(provider: OidcProvider, **settings: str) -> AppServer:
+        server = AppServer(default_project, provider, workdir=app_workdir, settings=settings)
+        server.start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
