@@ -294,6 +294,12 @@ def _oauth_error(error: str, status_code: int = 400) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=status_code)
 
 
+_FORM_STYLE = """
+body { font: 16px system-ui, sans-serif; max-width: 24rem; margin: 4rem auto; }
+input, button { font: inherit; padding: .4rem; width: 100%; box-sizing: border-box; }
+"""
+
+
 def _login_form(params: dict[str, str]) -> str:
     hidden = "".join(
         f'<input type="hidden" name="{html.escape(key)}" value="{html.escape(value)}">'
@@ -301,10 +307,7 @@ def _login_form(params: dict[str, str]) -> str:
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Development sign-in</title>
-<style>
-body {{ font: 16px system-ui, sans-serif; max-width: 24rem; margin: 4rem auto; }}
-input, button {{ font: inherit; padding: .4rem; width: 100%; box-sizing: border-box; }}
-</style></head>
+<style>{_FORM_STYLE}</style></head>
 <body><h1>Development sign-in</h1>
 <p>This local provider accepts any username. It is for development only.</p>
 <form method="post" action="/authorize">{hidden}

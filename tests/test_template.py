@@ -1,0 +1,118 @@
+"""The template renders a clean, working project: linted, typed, tested, reproducible."""
+
+import filecmp
+import re
+from pathlib import Path
+
+import pytest
+from conftest import Project, render
+
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
+JINJA_RESIDUE = re.compile(r"{{|}}|{%|%}")
+
+
+def generated_files(project: Path) -> list[Path]:
+    skipped = {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+    return [
+        path
+        for path in project.rglob("*")
+        if path.is_file() and not skipped.intersection(path.relative_to(project).parts)
+    ]
+
+
+def test_no_template_syntax_is_left_in_generated_files(default_project: Project) -> None:
+    offenders = []
+    for path in generated_files(default_project.path):
+        if path.suffix not in TEXT_SUFFIXES or path.parent.name == "templates":
+            continue  # the app's own Jinja2 page templates are meant to contain {{ }}
+        if JINJA_RESIDUE.search(path.read_text()):
+            offenders.append(str(path.relative_to(default_project.path)))
+    assert offenders == []
+    assert not [p for p in generated_files(default_project.path) if p.suffix == ".jinja"]
+
+
+def test_generated_project_passes_ruff(default_project: Project) -> None:
+    default_project.run(default_project.bin("ruff"), "check", ".")
+    default_project.run(default_project.bin("ruff"), "format", "--check", ".")
+
+
+def test_generated_project_passes_mypy_strict(default_project: Project) -> None:
+    default_project.run(default_project.bin("mypy"))
+
+
+def test_generated_project_tests_pass(default_project: Project) -> None:
+    result = default_project.run(default_project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary
+
+
+def test_the_app_imports_with_only_environment_configuration(default_project: Project) -> None:
+    env = {
+        "AUTH0_DOMAIN": "tenant.us.auth0.com",
+        "AUTH0_CLIENT_ID": "abc",
+        "AUTH0_CLIENT_SECRET": "client-password-value",
+        "APP_BASE_URL": "https://app.example.com",
+        "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya",
+    }
+    code = "from app.main import app; print(sorted(app.openapi()[\"paths\"]))"
+    result = default_project.run(default_project.python, "-W", "error", "-c", code, env=env)
+    for path in ("/auth/login", "/auth/callback", "/auth/logout", "/auth/profile", "/profile"):
+        assert f"'{path}'" in result.stdout
+
+
+def test_bad_configuration_stops_startup_with_every_problem(default_project: Project) -> None:
+    env = {"AUTH0_DOMAIN": "http://tenant.example", "SESSION_SECRET": "short", "AUTH0_CLIENT_ID": ""}
+    result = default_project.run(
+        default_project.python, "-c", "import app.main", env=env, check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "APP_BASE_URL", "SESSION_SECRET"):
+        assert name in result.stderr
+    assert "short" not in result.stderr.replace("shorter", "")
+
+
+def test_rendering_twice_is_byte_identical(tmp_path: Path) -> None:
+    first = render(tmp_path / "first")
+    second = render(tmp_path / "second")
+
+    comparison = filecmp.dircmp(first, second)
+    assert not comparison.diff_files and not comparison.left_only and not comparison.right_only
+    for path in generated_files(first):
+        assert path.read_bytes() == (second / path.relative_to(first)).read_bytes()
+
+
+def test_answers_file_records_answers_and_no_secrets(default_project: Project) -> None:
+    answers = (default_project.path / ".copier-answers.yml").read_text()
+
+    assert "project_name: My App" in answers
+    assert "project_slug: my-app" in answers
+    assert "secret" not in answers.lower()
+    assert not (default_project.path / ".env").exists()
+    assert ".env" in (default_project.path / ".gitignore").read_text().splitlines()
+
+
+def test_answers_shape_the_project(tmp_path: Path) -> None:
+    project = render(tmp_path / "p", project_name="Order Desk", description="Orders & returns")
+
+    pyproject = (project / "pyproject.toml").read_text()
+    assert 'name = "order-desk"' in pyproject
+    assert "Orders & returns" in pyproject
+    assert '"Order Desk"' in (project / "app" / "main.py").read_text()
+    assert (project / "README.md").read_text().startswith("# Order Desk\n")
+
+
+@pytest.mark.parametrize(
+    ("answers", "complaint"),
+    [
+        ({"project_slug": "My App"}, "lowercase"),
+        ({"project_slug": "-app"}, "lowercase"),
+        ({"project_name": "   "}, "name"),
+        ({"description": 'say "hi"'}, "quotes"),
+    ],
+)
+def test_bad_answers_are_refused_with_a_message(
+    tmp_path: Path, answers: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        render(tmp_path / "p", **answers)
