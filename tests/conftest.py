@@ -49,7 +49,11 @@ class Project:
         return self.venv / "bin" / name
 
     def run(
-        self, *args: str | Path, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None
+        self,
+        *args: str | Path,
+        check: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(arg) for arg in args],

@@ -41,7 +41,9 @@ def test_generated_project_passes_mypy_strict(default_project: Project) -> None:
 
 
 def test_generated_project_tests_pass(default_project: Project) -> None:
-    result = default_project.run(default_project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    result = default_project.run(
+        default_project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"
+    )
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary
 
@@ -54,20 +56,30 @@ def test_the_app_imports_with_only_environment_configuration(default_project: Pr
         "APP_BASE_URL": "https://app.example.com",
         "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya",
     }
-    code = "from app.main import app; print(sorted(app.openapi()[\"paths\"]))"
+    code = 'from app.main import app; print(sorted(app.openapi()["paths"]))'
     result = default_project.run(default_project.python, "-W", "error", "-c", code, env=env)
     for path in ("/auth/login", "/auth/callback", "/auth/logout", "/auth/profile", "/profile"):
         assert f"'{path}'" in result.stdout
 
 
 def test_bad_configuration_stops_startup_with_every_problem(default_project: Project) -> None:
-    env = {"AUTH0_DOMAIN": "http://tenant.example", "SESSION_SECRET": "short", "AUTH0_CLIENT_ID": ""}
+    env = {
+        "AUTH0_DOMAIN": "http://tenant.example",
+        "SESSION_SECRET": "short",
+        "AUTH0_CLIENT_ID": "",
+    }
     result = default_project.run(
         default_project.python, "-c", "import app.main", env=env, check=False
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    for name in ("AUTH0_DOMAIN", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "APP_BASE_URL", "SESSION_SECRET"):
+    for name in (
+        "AUTH0_DOMAIN",
+        "AUTH0_CLIENT_ID",
+        "AUTH0_CLIENT_SECRET",
+        "APP_BASE_URL",
+        "SESSION_SECRET",
+    ):
         assert name in result.stderr
     assert "short" not in result.stderr.replace("shorter", "")
 

@@ -21,7 +21,6 @@ from joserfc.jwk import KeySet, OctKey
 # for the name and the attributes.
 CHUNK_SIZE = 3900
 MAX_CHUNKS = 16
-DECRYPTED_CACHE_SIZE = 1024
 
 Purpose = Literal["session", "transaction"]
 
@@ -43,9 +42,6 @@ class CookieCipher:
         self._header = {"alg": "dir", "enc": "A256GCM", "kid": keys[0].kid}
         self._keys = KeySet(keys)  # type: ignore[arg-type]
         self._registry = jwe.JWERegistry(algorithms=["dir", "A256GCM"])
-        # Decrypting is the costliest step of reading a session; an authenticated
-        # ciphertext always decrypts to the same payload, so remember recent ones.
-        self._decrypted: dict[str, dict[str, Any]] = {}
 
     def encrypt(self, payload: Mapping[str, Any]) -> str:
         plaintext = json.dumps(payload, separators=(",", ":")).encode()
@@ -53,20 +49,12 @@ class CookieCipher:
 
     def decrypt(self, value: str) -> dict[str, Any] | None:
         """The payload, or None for anything not encrypted by us (never raises)."""
-        payload = self._decrypted.get(value)
-        if payload is not None:
-            return payload
         try:
             plaintext = jwe.decrypt_compact(value, self._keys, registry=self._registry).plaintext
             payload = json.loads(plaintext or b"")
         except Exception:  # untrusted input: any failure means "not a valid cookie"
             return None
-        if not isinstance(payload, dict):
-            return None
-        if len(self._decrypted) >= DECRYPTED_CACHE_SIZE:
-            del self._decrypted[next(iter(self._decrypted))]
-        self._decrypted[value] = payload
-        return payload
+        return payload if isinstance(payload, dict) else None
 
 
 class ChunkedCookie:

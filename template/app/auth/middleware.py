@@ -5,7 +5,6 @@
 - Cookies deferred by the session store (rolling-expiry renewals) are added.
 """
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.sessions import SCOPE_KEY, RequestAuthState
@@ -21,14 +20,12 @@ class AuthStateMiddleware:
             return
 
         async def send_with_auth_state(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state: RequestAuthState | None = scope.get(SCOPE_KEY)
-                if state is not None:
-                    headers = MutableHeaders(scope=message)
-                    if "cache-control" not in headers:
-                        headers["Cache-Control"] = "no-store"
-                    for name, value in state.deferred_headers:
-                        headers.append(name.decode("latin-1"), value.decode("latin-1"))
+            state: RequestAuthState | None = scope.get(SCOPE_KEY)
+            if state is not None and message["type"] == "http.response.start":
+                headers = message["headers"] = list(message.get("headers", ()))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                headers.extend(state.deferred_headers)
             await send(message)
 
         await self.app(scope, receive, send_with_auth_state)

@@ -9,6 +9,7 @@ from app.auth.cookies import CHUNK_SIZE, MAX_CHUNKS, ChunkedCookie, CookieCipher
 from app.auth.sessions import Session, SessionLifetime, now, request_state
 
 SESSION_COOKIE = "app_session"
+DECODED_CACHE_SIZE = 1024
 
 
 class CookieSessionStore:
@@ -16,15 +17,27 @@ class CookieSessionStore:
         self.lifetime = lifetime
         self._cipher = CookieCipher(secrets, "session")
         self._cookie = ChunkedCookie(SESSION_COOKIE, path="/", secure=secure)
+        # Decrypting is the costliest part of reading a session, and an authenticated
+        # ciphertext always holds the same session: remember recently seen ones.
+        # Sessions are immutable; expiry is still checked on every request.
+        self._decoded: dict[str, Session] = {}
 
     async def load(self, request: Request) -> Session | None:
         value = self._cookie.read(request.cookies)
         if value is None or len(value) > CHUNK_SIZE * MAX_CHUNKS:
             return None
-        payload = self._cipher.decrypt(value)
-        session = Session.from_payload(payload) if payload is not None else None
+        session = self._decoded.get(value) or self._decode(value)
         if session is None or self.lifetime.is_expired(session, now()):
             return None
+        return session
+
+    def _decode(self, value: str) -> Session | None:
+        payload = self._cipher.decrypt(value)
+        session = Session.from_payload(payload) if payload is not None else None
+        if session is not None:
+            if len(self._decoded) >= DECODED_CACHE_SIZE:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[value] = session
         return session
 
     async def save(self, request: Request, response: Response, session: Session) -> None:
