@@ -46,8 +46,15 @@ class Settings(BaseSettings):
     def _issuer_url(cls, value: str) -> str:
         value = value.strip()
         if "://" not in value:
-            value = f"https://{value}/"
+            value = f"https://{value.strip('/')}/"
         _check_url(value, "the issuer")
+        return value
+
+    @field_validator("auth0_scope")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("must include openid")
         return value
 
     @field_validator("app_base_url")

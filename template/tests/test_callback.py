@@ -280,6 +280,18 @@ def test_discovery_must_name_the_configured_issuer(
     assert client.get("/auth/login").status_code == 502
 
 
+def test_configured_issuer_may_differ_from_the_provider_by_a_trailing_slash(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    client = client_for(auth0_domain=ISSUER + "/")
+    assert log_in(client, provider).status_code == 303
+
+    # Tokens must still carry the issuer exactly as the provider's discovery spells it.
+    client.cookies.clear()
+    provider.id_token_claims = {"iss": ISSUER + "/"}
+    assert_refused(log_in(client, provider), 400, "invalid_token", client)
+
+
 def test_iss_parameter_is_optional_when_not_advertised(
     client: TestClient, provider: FakeProvider
 ) -> None:

@@ -33,6 +33,12 @@ def test_a_bare_auth0_domain_means_an_https_issuer(env: pytest.MonkeyPatch) -> N
     assert settings.auth0_scope == "openid profile email offline_access"
 
 
+def test_a_domain_with_a_trailing_slash_is_tidied(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AUTH0_DOMAIN", "tenant.us.auth0.com/")
+
+    assert load_settings().issuer == "https://tenant.us.auth0.com/"
+
+
 def test_a_full_issuer_url_is_kept_as_written(env: pytest.MonkeyPatch) -> None:
     env.setenv("AUTH0_DOMAIN", "http://127.0.0.1:4000")
 
@@ -59,6 +65,7 @@ def test_several_secrets_rotate(env: pytest.MonkeyPatch) -> None:
         ("APP_BASE_URL", "http://app.example.com", "https"),
         ("APP_BASE_URL", "https://app.example.com/sub", "no path"),
         ("AUTH0_TIMEOUT", "0", "greater than 0"),
+        ("AUTH0_SCOPE", "profile email", "openid"),
     ],
 )
 def test_bad_values_stop_startup_with_a_clear_message(

@@ -119,10 +119,11 @@ def test_login_with_the_provider_down_shows_a_friendly_page(
 ) -> None:
     provider.reachable = "refused"
 
-    page = client.get("/auth/login", headers={"accept": "text/html"})
+    page = client.get("/auth/login?returnTo=/profile", headers={"accept": "text/html"})
     assert page.status_code == 503
     assert "The login service is unavailable" in page.text
     assert "Traceback" not in page.text
+    assert 'href="/auth/login?returnTo=%2Fprofile"' in page.text  # "log in again" keeps the target
 
     provider.reachable = "timeout"
     api = client.get("/auth/login")

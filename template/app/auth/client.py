@@ -52,7 +52,8 @@ class ProviderMetadata:
 
     @classmethod
     def from_document(cls, document: dict[str, Any], *, issuer: str) -> "ProviderMetadata":
-        if document.get("issuer") != issuer:
+        named = document.get("issuer")
+        if not isinstance(named, str) or named.rstrip("/") != issuer.rstrip("/"):
             raise ProviderError(
                 "The login service's discovery document names another issuer than AUTH0_DOMAIN."
             )
@@ -71,7 +72,7 @@ class ProviderMetadata:
             raise ProviderError("The login service supports no client authentication we offer.")
         end_session = document.get("end_session_endpoint")
         return cls(
-            issuer=issuer,
+            issuer=named,  # as the provider spells it: "https://x" or "https://x/"
             authorization_endpoint=_endpoint(document, "authorization_endpoint"),
             token_endpoint=_endpoint(document, "token_endpoint"),
             jwks_uri=_endpoint(document, "jwks_uri"),
@@ -219,7 +220,7 @@ class OidcClient:
             return validate_id_token(
                 id_token,
                 keys,
-                issuer=self.settings.issuer,
+                issuer=metadata.issuer,
                 client_id=self.settings.auth0_client_id,
                 nonce=nonce,
                 algorithms=metadata.signing_algorithms,

@@ -16,11 +16,11 @@ tokens, codes or secrets. Templates and JSON encoding escape whatever they quote
 """
 
 import logging
-from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from app.auth.urls import login_url
 from app.templating import templates
 
 logger = logging.getLogger("app.auth")
@@ -103,8 +103,7 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, AuthError):  # pragma: no cover - registered for AuthError only
         raise exc
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
-        query = urlencode({"returnTo": exc.login_redirect})
-        return RedirectResponse(f"/auth/login?{query}", status_code=303)
+        return RedirectResponse(login_url(exc.login_redirect), status_code=303)
     if exc.status_code >= 500:
         logger.warning("auth.error code=%s path=%s: %s", exc.code, request.url.path, exc.message)
     else:
@@ -112,9 +111,22 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
 
     headers = {"Cache-Control": "no-store"}
     if wants_html(request):
-        context = {"title": exc.title, "message": exc.message, "code": exc.code}
+        context = {
+            "title": exc.title,
+            "message": exc.message,
+            "code": exc.code,
+            "login_url": login_url(_destination(request)),
+        }
         return templates.TemplateResponse(
             request, "error.html", context, status_code=exc.status_code, headers=headers
         )
     body = {"error": exc.code, "error_description": exc.message}
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _destination(request: Request) -> str:
+    """Where the user was going when the error happened (for "log in again")."""
+    path = request.url.path
+    if path == "/auth/login":
+        return request.query_params.get("returnTo") or "/"
+    return "/" if path.startswith("/auth/") else path

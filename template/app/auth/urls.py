@@ -1,6 +1,6 @@
 """Where a redirect may go after login or logout: only paths of this app."""
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 MAX_RETURN_TO_LENGTH = 2048
 
@@ -22,6 +22,12 @@ def safe_return_to(value: str | None) -> str:
         if decoded == previous:
             return value
     return "/"
+
+
+def login_url(return_to: str) -> str:
+    """The login route, returning to `return_to` afterwards (made safe)."""
+    target = safe_return_to(return_to)
+    return "/auth/login" if target == "/" else f"/auth/login?{urlencode({'returnTo': target})}"
 
 
 def _unsafe(path: str) -> bool:
