@@ -1,106 +1,11 @@
-"""Render the template and install the generated project, once per answer set per test session."""
+"""Session fixtures: the template rendered and installed, once per answer set per test session."""
 
-import os
-import shutil
-import subprocess
-import sys
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from rendering import Project, installed_project
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ANSWERS: dict[str, str] = {}
-
-
-def render(destination: Path, **answers: str) -> Path:
-    """Render the template's working tree (uncommitted changes included) into `destination`."""
-    from copier import run_copy
-    from copier.errors import DirtyLocalWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DirtyLocalWarning)
-        run_copy(
-            str(REPO),
-            destination,
-            data=answers,
-            defaults=True,
-            vcs_ref="HEAD",
-            quiet=True,
-            unsafe=False,
-        )
-    return destination
-
-
-@dataclass(frozen=True)
-class Project:
-    """A rendered project with its own virtual environment."""
-
-    path: Path
-    venv: Path
-
-    @property
-    def python(self) -> Path:
-        return self.venv / "bin" / "python"
-
-    def bin(self, name: str) -> Path:
-        return self.venv / "bin" / name
-
-    def run(
-        self,
-        *args: str | Path,
-        check: bool = True,
-        timeout: float = 300,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(arg) for arg in args],
-            cwd=self.path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-        )
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"{' '.join(map(str, args))} exited {result.returncode}\n"
-                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-            )
-        return result
-
-
-def uv() -> str:
-    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    if not Path(found).exists():
-        pytest.fail("uv is not installed: pip install -r tests/requirements.txt")
-    return found
-
-
-def install(path: Path) -> Project:
-    """Create a virtual environment for the project and install it with its dev group."""
-    venv = path / ".venv"
-    subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run(
-        [uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-         "-e", str(path), "--group", str(path / "pyproject.toml") + ":dev"],
-        check=True,
-        cwd=path,
-    )  # fmt: skip
-    return Project(path=path, venv=venv)
-
-
-_projects: dict[tuple[tuple[str, str], ...], Project] = {}
-
-
-def installed_project(tmp_path_factory: pytest.TempPathFactory, **answers: str) -> Project:
-    """The project for these answers, rendered and installed once per test session."""
-    key = tuple(sorted(answers.items()))
-    if key not in _projects:
-        path = render(tmp_path_factory.mktemp("project") / "app", **answers)
-        _projects[key] = install(path)
-    return _projects[key]
 
 
 @pytest.fixture(scope="session")

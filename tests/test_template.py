@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Project, render
+from rendering import Project, render
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
 JINJA_RESIDUE = re.compile(r"{{|}}|{%|%}")

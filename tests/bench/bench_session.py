@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import install, render
+from rendering import install, render
 
 BENCH_APP = '''
 """Benchmark app: the generated app plus a baseline route; the dev provider runs in-process."""
