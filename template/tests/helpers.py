@@ -1,13 +1,17 @@
 """Helpers for tests that log in against the in-process development provider."""
 
+import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+from fastapi import Request
+from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
-from app.auth.cookies import CookieCipher
-from app.config import Settings
+from app.auth.components import Auth
+from app.auth.sessions import Session
 from devserver.provider import FakeProvider
 
 APP_URL = "http://127.0.0.1:8000"
@@ -47,6 +51,48 @@ def replace_cookie(client: TestClient, name: str, value: str) -> None:
     client.cookies.set(name, value, domain=urlsplit(str(client.base_url)).hostname or "")
 
 
-def session_cookie(settings: Settings, payload: dict[str, Any]) -> str:
-    """A session cookie value, encrypted as the app does, holding exactly `payload`."""
-    return CookieCipher(settings.session_secrets, "session").encrypt(payload)
+def make_session(**changes: Any) -> Session:
+    """A session for alice, as a login would create it, with `changes` applied."""
+    started = int(time.time())
+    session = Session(
+        user={"sub": "alice", "name": "Alice", "email": "alice@example.com"},
+        id_token="header.payload.signature",
+        access_token="access-token",
+        refresh_token="refresh-token",
+        expires_at=started + 3600,
+        scope="openid profile email offline_access",
+        sid="provider-session",
+        created_at=started,
+        touched_at=started,
+    )
+    return replace(session, **changes)
+
+
+def auth_of(client: TestClient) -> Auth:
+    auth = client.app.state.auth  # type: ignore[attr-defined]
+    assert isinstance(auth, Auth)
+    return auth
+
+
+def install_session(client: TestClient, session: Session) -> None:
+    """Give the client a login holding exactly `session`, stored the way the app stores it."""
+    assert client.portal is not None, "use the client inside `with TestClient(...)`"
+    response = Response()
+    client.portal.call(auth_of(client).sessions.save, _request(client), response, session)
+    for line in response.headers.getlist("set-cookie"):
+        name, _, rest = line.partition("=")
+        if "Max-Age=0" not in line:
+            replace_cookie(client, name, rest.split(";")[0])
+
+
+def stored_session(client: TestClient) -> Session | None:
+    """The session the app would see for the client's cookies right now."""
+    assert client.portal is not None, "use the client inside `with TestClient(...)`"
+    return client.portal.call(auth_of(client).sessions.load, _request(client))
+
+
+def _request(client: TestClient) -> Request:
+    cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+    return Request(
+        {"type": "http", "method": "GET", "path": "/", "headers": [(b"cookie", cookie.encode())]}
+    )

@@ -27,14 +27,8 @@ def test_logout_ends_the_session_and_the_provider_session(
     assert logged_in.get("/auth/profile").status_code == 401
 
 
-def test_logout_deletes_every_chunk(logged_in: TestClient) -> None:
-    value = logged_in.cookies["app_session"]
-    logged_in.cookies.delete("app_session")
-    for index, start in enumerate(range(0, len(value), 1000)):
-        logged_in.cookies.set(
-            f"app_session.{index}", value[start : start + 1000], domain="127.0.0.1"
-        )
-    assert logged_in.get("/auth/profile").status_code == 200
+def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:
+    logged_in.cookies.set("app_session.3", "stray chunk", domain="127.0.0.1")
 
     logged_in.get("/auth/logout")
 

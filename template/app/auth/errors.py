@@ -7,9 +7,10 @@
     │   └── LoginExpired        400: no login in progress for this `state`
     ├── LoginFailed             400: the provider answered the login with an `error`
     ├── InvalidToken            400: a token or token response failed validation
-    └── ProviderError           502: the provider sent something unusable
-        ├── ProviderUnavailable 503: the provider could not be reached
-        └── ProviderTimeout     504: the provider did not answer in time
+    ├── ProviderError           502: the provider sent something unusable
+    │   ├── ProviderUnavailable 503: the provider could not be reached
+    │   └── ProviderTimeout     504: the provider did not answer in time
+    └── StoreUnavailable        503: the session store could not be reached
 
 Messages are written for the person who sees the error page; they never contain
 tokens, codes or secrets. Templates and JSON encoding escape whatever they quote.
@@ -93,6 +94,17 @@ class ProviderTimeout(ProviderError):
     status_code = 504
     code = "provider_timeout"
     title = "The login service did not answer in time"
+
+
+class StoreUnavailable(AuthError):
+    status_code = 503
+    code = "session_store_unavailable"
+    title = "Sessions are unavailable"
+
+    def __init__(
+        self, message: str = "Sessions cannot be read right now. Please try again shortly."
+    ) -> None:
+        super().__init__(message)
 
 
 def wants_html(request: Request) -> bool:

@@ -6,11 +6,14 @@ Both times live inside the encrypted data, so a client cannot extend them.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from fastapi import Request
 from fastapi.responses import Response
+
+from app.auth.cookies import CookieCipher
 
 # Per-request auth state lives in the ASGI scope under this key (see middleware.py).
 SCOPE_KEY = "app.auth"
@@ -75,6 +78,35 @@ class SessionLifetime:
         return replace(session, touched_at=now)
 
 
+class SessionCodec:
+    """Encrypts sessions for storage (in a cookie or a server-side record) and back."""
+
+    CACHE_SIZE = 1024
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self._cipher = CookieCipher(secrets, "session")
+        # Decrypting is the costliest part of reading a session, and an authenticated
+        # ciphertext always holds the same session: remember recently seen ones.
+        # Sessions are immutable; expiry is still checked on every request.
+        self._decoded: dict[str, Session] = {}
+
+    def encode(self, session: Session) -> str:
+        return self._cipher.encrypt(session.to_payload())
+
+    def decode(self, value: str) -> Session | None:
+        """The session, or None for anything we did not encrypt (never raises)."""
+        session = self._decoded.get(value)
+        if session is not None:
+            return session
+        payload = self._cipher.decrypt(value)
+        session = Session.from_payload(payload) if payload is not None else None
+        if session is not None:
+            if len(self._decoded) >= self.CACHE_SIZE:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[value] = session
+        return session
+
+
 class RequestAuthState:
     """What the auth code did during one request; the middleware applies it to the response."""
 
@@ -107,6 +139,9 @@ class SessionStore(Protocol):
 
     async def delete(self, request: Request, response: Response) -> None:
         """End the request's session."""
+
+    async def aclose(self) -> None:
+        """Release connections when the app stops."""
 
 
 def now() -> int:
