@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,7 @@ class Project:
 
     path: Path
     venv: Path
+    answers: dict[str, str] = field(default_factory=dict)
 
     @property
     def python(self) -> Path:
@@ -76,7 +77,7 @@ def uv() -> str:
     return found
 
 
-def install(path: Path) -> Project:
+def install(path: Path, answers: dict[str, str] | None = None) -> Project:
     """Create a virtual environment for the project and install it with its dev group."""
     venv = path / ".venv"
     subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
@@ -86,7 +87,7 @@ def install(path: Path) -> Project:
         check=True,
         cwd=path,
     )  # fmt: skip
-    return Project(path=path, venv=venv)
+    return Project(path=path, venv=venv, answers=answers or {})
 
 
 _projects: dict[tuple[tuple[str, str], ...], Project] = {}
@@ -97,5 +98,5 @@ def installed_project(tmp_path_factory: pytest.TempPathFactory, **answers: str) 
     key = tuple(sorted(answers.items()))
     if key not in _projects:
         path = render(tmp_path_factory.mktemp("project") / "app", **answers)
-        _projects[key] = install(path)
+        _projects[key] = install(path, answers)
     return _projects[key]

@@ -21,8 +21,6 @@ from components import (  # noqa: E402
     ARTIFACTS_DIR,
     AppServer,
     OidcProvider,
-    PostgresServer,
-    RedisServer,
     RenderedProject,
     chromium_browser,
 )
@@ -103,18 +101,6 @@ def start_app(default_project: RenderedProject, app_workdir: Path) -> Iterator[S
     finally:
         for server in started:
             server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
