@@ -28,9 +28,9 @@ def test_no_template_syntax_is_left_in_generated_files(store_project: Project) -
         if path.suffix not in TEXT_SUFFIXES or path.parent.name == "templates":
             continue  # the app's own Jinja2 page templates are meant to contain {{ }}
         if JINJA_RESIDUE.search(path.read_text()):
-            offenders.append(str(path.relative_to(default_project.path)))
+            offenders.append(str(path.relative_to(store_project.path)))
     assert offenders == []
-    assert not [p for p in generated_files(default_project.path) if p.suffix == ".jinja"]
+    assert not [p for p in generated_files(store_project.path) if p.suffix == ".jinja"]
 
 
 def test_generated_project_passes_ruff(store_project: Project) -> None:
