@@ -13,15 +13,36 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def render(destination: Path, **answers: str) -> Path:
-    """Render the template's working tree (uncommitted changes included) into `destination`."""
+def snapshot_template(destination: Path) -> Path:
+    """A git repository holding the template's working tree as one commit.
+
+    Copier records the template commit a project was made from; for uncommitted
+    changes it makes a throwaway commit that `copier update` cannot find later.
+    Tests that update projects render from a snapshot instead.
+    """
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "Template snapshot"]):
+        subprocess.run([*git, *command], cwd=destination, check=True)
+    return destination
+
+
+def render(destination: Path, *, template: Path = REPO, **answers: str) -> Path:
+    """Render the template (by default the working tree, uncommitted changes included)."""
     from copier import run_copy
     from copier.errors import DirtyLocalWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DirtyLocalWarning)
         run_copy(
-            str(REPO),
+            str(template),
             destination,
             data=answers,
             defaults=True,
