@@ -60,7 +60,8 @@ def test_generated_project_tests_pass(
         run_generated_tests(store_project)  # SQLite, the default
         run_generated_tests(store_project, DATABASE_URL=postgres_server.url)
     else:
-        run_generated_tests(store_project)
+        run_generated_tests(store_project)  # logout records in SQLite
+        run_generated_tests(store_project, REDIS_URL=redis_server.url)  # ... and in Redis
 
 
 def test_only_the_chosen_store_is_generated(store_project: Project) -> None:
@@ -68,9 +69,10 @@ def test_only_the_chosen_store_is_generated(store_project: Project) -> None:
     stores = {path.stem for path in (store_project.path / "app/auth/stores").glob("*.py")}
     dependencies = (store_project.path / "pyproject.toml").read_text()
 
-    assert stores - {"__init__", "server"} == {store}
+    assert stores - {"__init__", "server", "logouts"} == {store}
+    assert ("logouts" in stores) == (store == "cookie")
     assert ("server" in stores) == (store != "cookie")
-    assert ("redis" in dependencies) == (store == "redis")
+    assert ("redis" in dependencies) == (store in ("cookie", "redis"))
     assert ("sqlalchemy" in dependencies) == (store == "sql")
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 _signing_key: RSAKey | None = None
 
 
@@ -105,6 +106,28 @@ class FakeProvider:
         """A JWT signed with the provider's current key."""
         key = self.keys[0]
         return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, claims, key)
+
+    def logout_token(
+        self,
+        *,
+        sub: str | None = None,
+        sid: str | None = None,
+        header: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A back-channel logout token for this client (claims set to None are left out)."""
+        now = int(time.time())
+        body = {
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+            "events": {LOGOUT_EVENT: {}},
+            "sub": sub,
+            "sid": sid,
+        }
+        return self.sign(_merge(body, claims), _merge({"typ": "logout+jwt"}, header or {}))
 
     def user_claims(self, username: str) -> dict[str, Any]:
         return {

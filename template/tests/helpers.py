@@ -1,5 +1,8 @@
 """Helpers for tests that log in against the in-process development provider."""
 
+import base64
+import json
+import secrets
 import time
 from dataclasses import replace
 from typing import Any
@@ -51,6 +54,15 @@ def replace_cookie(client: TestClient, name: str, value: str) -> None:
     client.cookies.set(name, value, domain=urlsplit(str(client.base_url)).hostname or "")
 
 
+def unsigned_token(claims: dict[str, Any], alg: str = "none") -> str:
+    """A JWT with no valid signature, as an attacker would send it."""
+
+    def encode(part: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+    return f"{encode({'alg': alg, 'kid': 'dev-1'})}.{encode(claims)}."
+
+
 def make_session(**changes: Any) -> Session:
     """A session for alice, as a login would create it, with `changes` applied."""
     started = int(time.time())
@@ -62,6 +74,7 @@ def make_session(**changes: Any) -> Session:
         expires_at=started + 3600,
         scope="openid profile email offline_access",
         sid="provider-session",
+        login_id=secrets.token_urlsafe(16),
         created_at=started,
         touched_at=started,
     )

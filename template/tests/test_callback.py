@@ -18,7 +18,15 @@ from joserfc.jwk import RSAKey
 from starlette.responses import Response
 
 from devserver.provider import FakeProvider
-from tests.helpers import APP_URL, ISSUER, log_in, query, session_cookies, start_login
+from tests.helpers import (
+    APP_URL,
+    ISSUER,
+    log_in,
+    query,
+    session_cookies,
+    start_login,
+    unsigned_token,
+)
 
 
 def assert_refused(response: Any, status: int, error: str, client: TestClient) -> None:
@@ -29,16 +37,9 @@ def assert_refused(response: Any, status: int, error: str, client: TestClient) -
     assert client.get("/auth/profile").status_code == 401
 
 
-def unsigned(claims: dict[str, Any], alg: str = "none") -> str:
-    def encode(part: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
-
-    return f"{encode({'alg': alg, 'kid': 'dev-1'})}.{encode(claims)}."
-
-
 def hs256_with_public_key(provider: FakeProvider, claims: dict[str, Any]) -> str:
     """The classic key-confusion attack: HMAC keyed with the provider's public key."""
-    signing_input = unsigned(claims, "HS256").rstrip(".")
+    signing_input = unsigned_token(claims, "HS256").rstrip(".")
     secret = provider.keys[0].as_pem(private=False)
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
@@ -90,7 +91,7 @@ def test_several_audiences_with_our_azp_are_accepted(
 @pytest.mark.parametrize(
     "forge",
     [
-        pytest.param(lambda p, claims: unsigned(claims), id="alg-none"),
+        pytest.param(lambda p, claims: unsigned_token(claims), id="alg-none"),
         pytest.param(
             lambda p, claims: hs256_with_public_key(p, claims), id="hs256-with-the-public-key"
         ),

@@ -71,9 +71,10 @@ def test_rolling_and_absolute_expiry(
 
 def test_session_is_renewed_only_when_due(client: TestClient) -> None:
     now = int(time.time())
-    install_session(client, make_session(created_at=now - 3600, touched_at=now - 60))
+    recent = make_session(created_at=now - 3600, touched_at=now - 60)
+    install_session(client, recent)
     assert client.get("/auth/profile").status_code == 200
-    assert stored_session(client) == make_session(created_at=now - 3600, touched_at=now - 60)
+    assert stored_session(client) == recent
 
     install_session(client, make_session(created_at=now - 3600, touched_at=now - 400))
     assert client.get("/auth/profile").status_code == 200

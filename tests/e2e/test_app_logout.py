@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import httpx
-import pytest
 from app_flows import (
     HTML,
     browser_session_cookies,
@@ -64,7 +63,6 @@ def test_http_logout_ends_the_app_and_provider_sessions(app_server: AppServer) -
         assert provider_asks_to_log_in(client, start_login(client, app_server))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs back-channel logout (issue 5)")
 def test_backchannel_logout_ends_the_app_session(
     app_server: AppServer, oidc_provider: OidcProvider
 ) -> None:

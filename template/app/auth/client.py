@@ -8,8 +8,9 @@ second) when a token names a key it does not have, which is how providers rotate
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
@@ -24,10 +25,12 @@ from app.auth.errors import (
 )
 from app.auth.tokens import (
     SIGNING_ALGORITHMS,
+    LogoutToken,
     TokenSet,
     UnknownSigningKey,
     parse_token_response,
     validate_id_token,
+    validate_logout_token,
 )
 from app.config import Settings
 
@@ -35,6 +38,8 @@ METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched
 JWKS_TTL = 3600
 JWKS_MIN_REFETCH_INTERVAL = 1.0  # seconds; bounds refetches caused by unknown key ids
 MAX_RESPONSE_BYTES = 256 * 1024
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,26 @@ class OidcClient:
                 now=now,
             )
 
+        return await self._with_keys(validate)
+
+    async def validate_logout_token(self, token: str) -> LogoutToken:
+        """Check a back-channel logout token (see `tokens.validate_logout_token`)."""
+        metadata = await self.metadata()
+
+        def validate(keys: KeySet) -> LogoutToken:
+            return validate_logout_token(
+                token,
+                keys,
+                issuer=metadata.issuer,
+                client_id=self.settings.auth0_client_id,
+                algorithms=metadata.signing_algorithms,
+                now=int(time.time()),
+            )
+
+        return await self._with_keys(validate)
+
+    async def _with_keys(self, validate: Callable[[KeySet], T]) -> T:
+        """Run a token check with the cached keys, once more with fresh keys on an unknown kid."""
         try:
             return validate(await self.signing_keys())
         except UnknownSigningKey:

@@ -4,6 +4,7 @@
     ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
     ├── Forbidden               403: logged in, but `policy.authorize` said no
     ├── InvalidRequest          400: missing, duplicated or oversized parameters
+    │   ├── UnsupportedMediaType 415: a body in a format the route does not take
     │   └── LoginExpired        400: no login in progress for this `state`
     ├── LoginFailed             400: the provider answered the login with an `error`
     ├── InvalidToken            400: a token or token response failed validation
@@ -61,6 +62,11 @@ class Forbidden(AuthError):
 
 class InvalidRequest(AuthError):
     code = "invalid_request"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class LoginExpired(InvalidRequest):

@@ -2,9 +2,10 @@
 
 import logging
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from app.auth import policy
 from app.auth.components import Auth
@@ -12,13 +13,15 @@ from app.auth.deps import AuthComponents, get_session
 from app.auth.errors import (
     AuthError,
     InvalidRequest,
+    InvalidToken,
     LoginExpired,
     LoginFailed,
     NotAuthenticated,
     ProviderError,
+    UnsupportedMediaType,
     auth_error_handler,
 )
-from app.auth.sessions import Session, now
+from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
 from app.auth.urls import safe_return_to
 
@@ -28,6 +31,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_QUERY_LENGTH = 8192
 MAX_LOGIN_PARAM_LENGTH = 512
+MAX_LOGOUT_BODY = 64 * 1024
 CALLBACK_PARAM_LIMITS = {
     "code": 2048,
     "state": 128,
@@ -139,18 +143,15 @@ async def _finish_login(
     tokens, claims = await auth.client.exchange_code(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
     )
-    started = now()
     sid = claims.get("sid")
-    session = Session(
-        user=policy.session_user(claims),
+    session = Session.start(
+        policy.session_user(claims),
         id_token=tokens.id_token,
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
         expires_at=tokens.expires_at,
         scope=tokens.scope,
         sid=sid if isinstance(sid, str) else None,
-        created_at=started,
-        touched_at=started,
     )
     target = safe_return_to(policy.after_login(session, transaction.return_to))
     response = RedirectResponse(target, status_code=303)
@@ -176,6 +177,52 @@ async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = N
     if session is not None:
         logger.info("auth.logout sub=%s", session.sub)
     return response
+
+
+@router.post("/backchannel-logout", responses={400: {}, 415: {}})
+async def backchannel_logout(request: Request, auth: AuthComponents) -> Response:
+    """OpenID Connect Back-Channel Logout 1.0: the provider ends sessions here."""
+    try:
+        token = await _logout_token(request)
+        logout = await auth.client.validate_logout_token(token)
+    except (InvalidRequest, InvalidToken) as exc:
+        logger.warning("auth.backchannel_logout rejected: %s", exc.message)
+        error = "invalid_request" if exc.status_code == 400 else exc.code
+        body = {"error": error, "error_description": exc.message}
+        return JSONResponse(body, status_code=exc.status_code, headers=NO_STORE)
+    if not await auth.sessions.claim_logout_token(logout.jti, expires_at=logout.expires_at):
+        body = {
+            "error": "invalid_request",
+            "error_description": "This logout token was used before.",
+        }
+        return JSONResponse(body, status_code=400, headers=NO_STORE)
+    try:
+        await auth.sessions.end_sessions(sub=logout.sub, sid=logout.sid)
+    except AuthError:
+        await auth.sessions.release_logout_token(logout.jti)  # let the provider retry
+        raise
+    logger.info("auth.backchannel_logout sub=%s sid=%s", logout.sub, logout.sid)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+async def _logout_token(request: Request) -> str:
+    """The `logout_token` of a form-encoded body, read with a size limit."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("Send the logout token as application/x-www-form-urlencoded.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGOUT_BODY:
+            raise InvalidRequest("The request body is too large.")
+    try:
+        fields = parse_qs(body.decode(), max_num_fields=20, strict_parsing=bool(body))
+    except ValueError:
+        raise InvalidRequest("The request body is not valid form data.") from None
+    tokens = fields.get("logout_token", [])
+    if len(tokens) != 1 or not tokens[0]:
+        raise InvalidRequest("Send exactly one logout_token.")
+    return tokens[0]
 
 
 @router.get("/profile")

@@ -5,6 +5,7 @@ expiry) and `SESSION_ABSOLUTE_DURATION` seconds after login, whichever comes fir
 Both times live inside the encrypted data, so a client cannot extend them.
 """
 
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -28,8 +29,21 @@ class Session:
     expires_at: int | None  # when the access token expires (Unix time)
     scope: str | None
     sid: str | None  # the provider's session id, for back-channel logout
-    created_at: int
-    touched_at: int
+    login_id: str  # random id of this login, to end just this session
+    created_at: float  # Unix time of the login, sub-second (orders logins and logouts)
+    touched_at: int  # Unix time of the last renewal (rolling expiry)
+
+    @classmethod
+    def start(cls, user: dict[str, Any], **tokens: Any) -> "Session":
+        """A new session, as created at login."""
+        started = time.time()
+        return cls(
+            user=user,
+            login_id=secrets.token_urlsafe(16),
+            created_at=started,
+            touched_at=int(started),
+            **tokens,
+        )
 
     @property
     def sub(self) -> str:
@@ -49,7 +63,8 @@ class Session:
             isinstance(session.user, dict)
             and isinstance(session.user.get("sub"), str)
             and isinstance(session.id_token, str)
-            and type(session.created_at) is int
+            and isinstance(session.login_id, str)
+            and type(session.created_at) in (int, float)
             and type(session.touched_at) is int
         )
         return session if valid else None
@@ -69,7 +84,10 @@ class SessionLifetime:
         return now >= self.ends_at(session)
 
     def ends_at(self, session: Session) -> int:
-        return min(session.touched_at + self.inactivity, session.created_at + self.absolute)
+        return int(min(session.touched_at + self.inactivity, session.created_at + self.absolute))
+
+    def absolute_end(self, session: Session) -> int:
+        return int(session.created_at + self.absolute)
 
     def needs_touch(self, session: Session, now: int) -> bool:
         return now - session.touched_at >= self.touch_interval
@@ -138,7 +156,19 @@ class SessionStore(Protocol):
         """Extend the rolling expiry (from any request; the response is not at hand)."""
 
     async def delete(self, request: Request, response: Response) -> None:
-        """End the request's session."""
+        """End the request's session: also a copy of its cookie must not work afterwards."""
+
+    async def end_sessions(self, *, sub: str | None = None, sid: str | None = None) -> int | None:
+        """End every session of user `sub`, of provider session `sid`, or matching both.
+
+        Returns how many ended, when the store can tell.
+        """
+
+    async def claim_logout_token(self, jti: str, *, expires_at: int) -> bool:
+        """Remember a logout token's id until `expires_at`; False when it was seen before."""
+
+    async def release_logout_token(self, jti: str) -> None:
+        """Forget a claimed logout token (its logout failed and may be retried)."""
 
     async def aclose(self) -> None:
         """Release connections when the app stops."""

@@ -25,6 +25,10 @@ MAX_TOKEN_LENGTH = 12_000
 MAX_REFRESH_TOKEN_LENGTH = 4_000
 MAX_SCOPE_LENGTH = 2_000
 BEARER = "Bearer"
+JWT_TYPES = ("jwt", "application/jwt")
+LOGOUT_TOKEN_TYPES = (*JWT_TYPES, "logout+jwt", "application/logout+jwt")
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_MAX_AGE = 600  # seconds: older logout tokens are refused, so jti records can expire
 
 _KEY_TYPES: dict[str, type[RSAKey | ECKey | OKPKey]] = {"RS": RSAKey, "PS": RSAKey, "ES": ECKey}
 _registry = jws.JWSRegistry(algorithms=list(SIGNING_ALGORITHMS))
@@ -99,7 +103,9 @@ def validate_id_token(
     return claims
 
 
-def verify_signature(token: str, keys: KeySet, *, algorithms: tuple[str, ...]) -> dict[str, Any]:
+def verify_signature(
+    token: str, keys: KeySet, *, algorithms: tuple[str, ...], types: tuple[str, ...] = JWT_TYPES
+) -> dict[str, Any]:
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("The token is too large.")
     try:
@@ -110,7 +116,7 @@ def verify_signature(token: str, keys: KeySet, *, algorithms: tuple[str, ...]) -
     if alg not in algorithms:
         raise InvalidToken(f"The token is signed with a disallowed algorithm ({alg!s:.20}).")
     typ = header.get("typ")
-    if typ is not None and str(typ).lower() not in ("jwt", "application/jwt"):
+    if typ is not None and str(typ).lower() not in types:
         raise InvalidToken("The token has the wrong type.")
 
     kid = header.get("kid")
@@ -142,27 +148,87 @@ def _keys_for(alg: str, keys: KeySet) -> list[PublicKey]:
 
 
 def check_claims(claims: dict[str, Any], *, issuer: str, client_id: str, now: int) -> None:
-    """The registered claims every provider-signed token must carry (not the nonce)."""
+    """The claims every ID token must carry, checked (all but the nonce)."""
+    audiences = _check_issued_for_us(claims, issuer=issuer, client_id=client_id)
+    azp = claims.get("azp")
+    if (len(audiences) > 1 or azp is not None) and azp != client_id:
+        raise InvalidToken("The token was issued for another application (azp).")
+    if _string(claims, "sub") is None:
+        raise InvalidToken("The token has no valid subject.")
+    _check_times(claims, now=now, exp_required=True)
+
+
+def _check_issued_for_us(claims: dict[str, Any], *, issuer: str, client_id: str) -> list[Any]:
     if claims.get("iss") != issuer:
         raise InvalidToken("The token was issued by another issuer.")
     audience = claims.get("aud")
     audiences = [audience] if isinstance(audience, str) else audience
     if not isinstance(audiences, list) or client_id not in audiences:
         raise InvalidToken("The token was issued for another application (audience).")
-    azp = claims.get("azp")
-    if (len(audiences) > 1 or azp is not None) and azp != client_id:
-        raise InvalidToken("The token was issued for another application (azp).")
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > 255:
-        raise InvalidToken("The token has no valid subject.")
+    return audiences
+
+
+def _check_times(claims: dict[str, Any], *, now: int, exp_required: bool) -> None:
     exp, iat = _number(claims, "exp"), _number(claims, "iat")
-    if exp is None or exp + CLOCK_LEEWAY <= now:
+    if (exp is None and exp_required) or (exp is not None and exp + CLOCK_LEEWAY <= now):
         raise InvalidToken("The token has expired.")
     if iat is None or iat - CLOCK_LEEWAY > now:
         raise InvalidToken("The token's issue time is missing or in the future.")
     nbf = _number(claims, "nbf")
     if nbf is not None and nbf - CLOCK_LEEWAY > now:
         raise InvalidToken("The token is not valid yet.")
+
+
+def _string(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutToken:
+    """A checked back-channel logout token: which sessions to end, and its replay key."""
+
+    jti: str
+    sub: str | None
+    sid: str | None
+    expires_at: int  # until when the token could be replayed: remember its jti that long
+
+
+def validate_logout_token(
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    client_id: str,
+    algorithms: tuple[str, ...],
+    now: int,
+) -> LogoutToken:
+    """Back-Channel Logout 1.0 §2.6: signature, iss, aud, iat/exp, jti, events, sid/sub, nonce."""
+    claims = verify_signature(token, keys, algorithms=algorithms, types=LOGOUT_TOKEN_TYPES)
+    _check_issued_for_us(claims, issuer=issuer, client_id=client_id)
+    _check_times(claims, now=now, exp_required=False)
+    iat = _number(claims, "iat") or 0
+    if iat + LOGOUT_TOKEN_MAX_AGE + CLOCK_LEEWAY < now:
+        raise InvalidToken("The logout token is too old.")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
+        raise InvalidToken("The token is not a logout token (events).")
+    if "nonce" in claims:
+        raise InvalidToken("A logout token must not contain a nonce.")
+    jti = _string(claims, "jti")
+    if jti is None:
+        raise InvalidToken("The logout token has no jti.")
+    sub, sid = _string(claims, "sub"), _string(claims, "sid")
+    if sub is None and sid is None:
+        raise InvalidToken("The logout token names neither a user (sub) nor a session (sid).")
+    for name in ("sub", "sid"):
+        if name in claims and _string(claims, name) is None:
+            raise InvalidToken(f"The logout token's {name} is not valid.")
+    exp = _number(claims, "exp")
+    valid_until = (
+        iat + LOGOUT_TOKEN_MAX_AGE if exp is None else min(exp, iat + LOGOUT_TOKEN_MAX_AGE)
+    )
+    return LogoutToken(jti=jti, sub=sub, sid=sid, expires_at=int(valid_until) + CLOCK_LEEWAY)
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:

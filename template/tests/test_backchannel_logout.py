@@ -1,0 +1,229 @@
+"""Back-channel logout (OpenID Connect Back-Channel Logout 1.0): the provider ends sessions."""
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+from joserfc.jwk import RSAKey
+
+from devserver.provider import LOGOUT_EVENT, FakeProvider
+from tests.helpers import (
+    log_in,
+    replace_cookie,
+    start_login,
+    stored_session,
+    unsigned_token,
+)
+
+ROUTE = "/auth/backchannel-logout"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def post_logout(client: TestClient, token: str) -> httpx2.Response:
+    return client.post(ROUTE, data={"logout_token": token})
+
+
+def assert_refused(response: httpx2.Response, still_logged_in: TestClient) -> None:
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert still_logged_in.get("/auth/profile").status_code == 200
+
+
+def test_a_logout_for_the_user_ends_their_sessions(
+    logged_in: TestClient, client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    bob = client_for()
+    log_in(bob, provider, "bob")
+
+    response = post_logout(logged_in, provider.logout_token(sub="alice"))
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert logged_in.get("/auth/profile").status_code == 401
+    assert bob.get("/auth/profile").status_code == 200
+
+
+def test_a_logout_for_a_provider_session_ends_only_that_session(
+    logged_in: TestClient, client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    other_device = client_for()
+    log_in(other_device, provider, "alice")
+    session = stored_session(logged_in)
+    assert session is not None and session.sid
+
+    assert post_logout(logged_in, provider.logout_token(sid=session.sid)).status_code == 200
+
+    assert logged_in.get("/auth/profile").status_code == 401
+    assert other_device.get("/auth/profile").status_code == 200
+
+
+def test_sid_and_sub_together(logged_in: TestClient, provider: FakeProvider) -> None:
+    session = stored_session(logged_in)
+    assert session is not None
+
+    token = provider.logout_token(sub="alice", sid=session.sid)
+    assert post_logout(logged_in, token).status_code == 200
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
+def test_the_logout_reaches_every_app_instance(
+    logged_in: TestClient, client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    other_instance = client_for()  # same store, another app object
+
+    assert post_logout(other_instance, provider.logout_token(sub="alice")).status_code == 200
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
+def test_a_later_login_is_not_affected(logged_in: TestClient, provider: FakeProvider) -> None:
+    assert post_logout(logged_in, provider.logout_token(sub="alice")).status_code == 200
+
+    log_in(logged_in, provider, "alice")
+    assert logged_in.get("/auth/profile").status_code == 200
+
+
+def test_a_replayed_token_is_refused(logged_in: TestClient, provider: FakeProvider) -> None:
+    token = provider.logout_token(sub="alice")
+    assert post_logout(logged_in, token).status_code == 200
+    log_in(logged_in, provider, "alice")
+
+    assert_refused(post_logout(logged_in, token), logged_in)
+
+
+def test_a_copied_cookie_is_dead_after_logout(logged_in: TestClient) -> None:
+    copied = dict(logged_in.cookies.items())
+    logged_in.get("/auth/logout")
+
+    for name, value in copied.items():
+        replace_cookie(logged_in, name, value)
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"iss": "https://other.test"}, "issuer"),
+        ({"aud": "another-client"}, "audience"),
+        ({"iat": None}, "no iat"),
+        ({"iat": int(time.time()) + 3600}, "iat in the future"),
+        ({"iat": int(time.time()) - 3600, "exp": None}, "too old"),
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"jti": None}, "no jti"),
+        ({"jti": 42}, "jti not a string"),
+        ({"events": None}, "no events"),
+        ({"events": {"http://example.com/other": {}}}, "other event"),
+        ({"events": {LOGOUT_EVENT: "yes"}}, "event not an object"),
+        ({"events": [LOGOUT_EVENT]}, "events not an object"),
+        ({"sub": None}, "neither sub nor sid"),
+        ({"nonce": "n-0S6_WzA2Mj"}, "nonce present"),
+        ({"sid": 12}, "sid not a string"),
+    ],
+)
+def test_invalid_logout_tokens_are_refused(
+    logged_in: TestClient, provider: FakeProvider, claims: dict[str, Any], reason: str
+) -> None:
+    token = provider.logout_token(**{"sub": "alice", **claims})
+
+    assert_refused(post_logout(logged_in, token), logged_in)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"typ": "JWT"}, {"typ": "logout+jwt"}, {"typ": "application/logout+jwt"}, {"typ": None}],
+)
+def test_token_types_accepted(
+    logged_in: TestClient, provider: FakeProvider, header: dict[str, Any]
+) -> None:
+    token = provider.logout_token(sub="alice", header=header)
+
+    assert post_logout(logged_in, token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(
+            lambda p: p.logout_token(sub="alice", header={"typ": "at+jwt"}), id="wrong-typ"
+        ),
+        pytest.param(
+            lambda p: unsigned_token(claims_of(p.logout_token(sub="alice"))), id="alg-none"
+        ),
+        pytest.param(lambda p: p.logout_token(sub="alice")[:-6] + "AAAAAA", id="bad-signature"),
+        pytest.param(
+            lambda p: p.logout_token(sub="alice", header={"kid": "unknown"}), id="unknown-kid"
+        ),
+        pytest.param(lambda p: "not.a.jwt", id="garbage"),
+        pytest.param(lambda p: "x" * 20_000, id="oversized"),
+    ],
+)
+def test_forged_tokens_are_refused(
+    logged_in: TestClient, provider: FakeProvider, forge: Callable[[FakeProvider], str]
+) -> None:
+    assert_refused(post_logout(logged_in, forge(provider)), logged_in)
+
+
+def test_a_token_signed_by_another_key_is_refused(
+    logged_in: TestClient, provider: FakeProvider
+) -> None:
+    genuine = provider.keys
+    provider.keys = [RSAKey.generate_key(2048, parameters={"kid": "dev-1"})]
+    forged = provider.logout_token(sub="alice")
+    provider.keys = genuine
+
+    assert_refused(post_logout(logged_in, forged), logged_in)
+
+
+def test_an_id_token_is_not_a_logout_token(client: TestClient, provider: FakeProvider) -> None:
+    authorize_url = start_login(client).headers["location"]
+    callback = provider.login(authorize_url)
+    id_tokens: list[str] = []
+    original = provider._issue_tokens
+
+    def keep(grant: Any) -> dict[str, Any]:
+        body = original(grant)
+        id_tokens.append(body["id_token"])
+        return body
+
+    provider._issue_tokens = keep  # type: ignore[method-assign]
+    client.get(callback)
+
+    assert_refused(post_logout(client, id_tokens[0]), client)
+
+
+def test_rotated_provider_keys_are_fetched(logged_in: TestClient, provider: FakeProvider) -> None:
+    provider.rotate_keys()
+
+    assert post_logout(logged_in, provider.logout_token(sub="alice")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("send", "status"),
+    [
+        (lambda c: c.get(ROUTE), 405),
+        (lambda c: c.post(ROUTE, json={"logout_token": "x"}), 415),
+        (lambda c: c.post(ROUTE, files={"logout_token": ("t", b"x")}), 415),
+        (lambda c: c.post(ROUTE, content=b"", headers=FORM), 400),
+        (lambda c: c.post(ROUTE, content=b"logout_token=a&logout_token=b", headers=FORM), 400),
+        (lambda c: c.post(ROUTE, content=b"other=1", headers=FORM), 400),
+        (lambda c: c.post(ROUTE, content=b"logout_token=\xff\xfe", headers=FORM), 400),
+        (lambda c: c.post(ROUTE, content=b"logout_token=" + b"a" * 70_000, headers=FORM), 400),
+        (lambda c: c.post(ROUTE, content=b"%%%&&&===", headers=FORM), 400),
+    ],
+)
+def test_malformed_requests_get_4xx(
+    logged_in: TestClient, send: Callable[[TestClient], httpx2.Response], status: int
+) -> None:
+    response = send(logged_in)
+
+    assert response.status_code == status
+    assert logged_in.get("/auth/profile").status_code == 200
