@@ -272,11 +272,32 @@ class RenderedProject(Protocol):
     def bin(self, name: str) -> Path: ...
 
 
+def app_base_url(port: int) -> str:
+    """The URL of an app on ``port`` of 127.0.0.1, its ``APP_BASE_URL``."""
+    return f"http://{HOST}:{port}"
+
+
+def register_app_client(provider: OidcProvider, ports: Sequence[int]) -> OidcClient:
+    """Register one client at ``provider`` for the apps on ``ports`` (replicas of one app).
+
+    Every app's callback and post-logout URIs are registered; back-channel logouts go to the first
+    app (a client has one such URI).
+    """
+    base_urls = [app_base_url(port) for port in ports]
+    return provider.register_client(
+        [f"{base_url}/auth/callback" for base_url in base_urls],
+        [f"{base_url}/" for base_url in base_urls],
+        backchannel_logout_uri=f"{base_urls[0]}/auth/backchannel-logout",
+    )
+
+
 class AppServer(ChildProcess):
     """The generated app under uvicorn at ``http://127.0.0.1:<port>``, a client of ``provider``.
 
     Registers its own client at ``provider`` (callback, post-logout and back-channel logout URIs of
-    its port) when created, so the provider must be running then. ``settings`` are more environment
+    its port) when created, so the provider must be running then, unless given ``client``: apps
+    that share a client (see :func:`register_app_client`), a ``session_secret`` and a session store
+    act as replicas, each accepting the other's sessions. ``settings`` are more environment
     variables, e.g. ``{"AUTH0_TIMEOUT": "1"}``. The working directory is ``workdir``, which should
     be empty: the app reads ``.env`` from there, and a project's ``.env`` must not change the test.
     """
@@ -291,20 +312,18 @@ class AppServer(ChildProcess):
         workdir: Path,
         settings: Mapping[str, str] | None = None,
         port: int | None = None,
+        client: OidcClient | None = None,
+        session_secret: str | None = None,
     ) -> None:
         super().__init__(port)
         self.project = project
         self.provider = provider
         self.workdir = workdir
-        self.base_url = f"http://{HOST}:{self.port}"
+        self.base_url = app_base_url(self.port)
         self.ready_text = f"Uvicorn running on {self.base_url}"
         self.settings = dict(settings or {})
-        self.client = provider.register_client(
-            [self.url("/auth/callback")],
-            [self.url("/")],
-            backchannel_logout_uri=self.url("/auth/backchannel-logout"),
-        )
-        self._session_secret = secrets.token_urlsafe(48)
+        self.client = client or register_app_client(provider, [self.port])
+        self._session_secret = session_secret or secrets.token_urlsafe(48)
 
     def url(self, path: str) -> str:
         """``path`` (starting with ``/``) on this app."""
@@ -390,6 +409,19 @@ def redis_ping(port: int) -> bytes:
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 
+def child_pids(parent: int) -> list[int]:
+    """The ids of the processes whose parent is ``parent`` (from ``/proc/<pid>/stat``)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields and int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def postgres_bin(program: str) -> str:
     """Path of a PostgreSQL server program (Debian keeps them out of PATH)."""
     found = shutil.which(program)
@@ -473,6 +505,19 @@ class PostgresServer(ChildProcess):
             text=True,
         )
         return result.stdout.strip()
+
+    def _signal(self, signum: signal.Signals) -> None:
+        """Signal the postmaster and its children: the backends serve open connections by
+        themselves, so :meth:`pause` must freeze them too for the server to hang."""
+        super()._signal(signum)
+        assert self._process is not None
+        for pid in child_pids(self._process.pid):
+            os.kill(pid, signum)
+
+    def stop(self) -> None:
+        if self.running:
+            self.resume()  # paused backends would keep the postmaster from shutting down
+        super().stop()
 
     def cleanup(self) -> None:
         """Stop the server and delete its data directory."""

@@ -6,11 +6,12 @@ by hand, the provider's pages by :func:`components.provider_login`. Browser: Pla
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlencode
 
 import httpx
-from components import AppServer, OidcProvider, provider_login
+from components import AppServer, OidcClient, OidcProvider, RenderedProject, provider_login
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Cookie, Page
@@ -22,7 +23,17 @@ PASSWORD = "any password"
 class StartApp(Protocol):
     """The ``start_app`` fixture: an app of this test only, with extra settings."""
 
-    def __call__(self, provider: OidcProvider, **settings: str) -> AppServer: ...
+    def __call__(
+        self,
+        provider: OidcProvider,
+        project: RenderedProject | None = None,
+        *,
+        settings: Mapping[str, str] | None = None,
+        client: OidcClient | None = None,
+        session_secret: str | None = None,
+        port: int | None = None,
+        **more_settings: str,
+    ) -> AppServer: ...
 
 
 # --- Plain HTTP -----------------------------------------------------------------------------------

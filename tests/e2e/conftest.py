@@ -6,7 +6,7 @@ Every test under tests/e2e/ is marked ``e2e``. Session-scoped components start o
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ if str(TESTS_DIR) not in sys.path:
 from components import (  # noqa: E402
     ARTIFACTS_DIR,
     AppServer,
+    OidcClient,
     OidcProvider,
     RenderedProject,
     chromium_browser,
@@ -87,13 +88,35 @@ def app_server(
 
 @pytest.fixture
 def start_app(default_project: RenderedProject, app_workdir: Path) -> Iterator[StartApp]:
-    """Start apps for this test only: ``start_app(provider, AUTH0_TIMEOUT="1")``."""
+    """Start apps for this test only: ``start_app(provider, AUTH0_TIMEOUT="1")``.
+
+    ``project`` (default: ``default_project``) runs another rendered project; ``settings`` (a
+    mapping) and keyword settings are its environment; ``client``, ``session_secret`` and ``port``
+    go to :class:`AppServer` (replicas share the first two).
+    """
     started: list[AppServer] = []
 
-    def start(provider: OidcProvider, **settings: str) -> AppServer:
-        server = AppServer(default_project, provider, workdir=app_workdir, settings=settings)
-        server.start()
+    def start(
+        provider: OidcProvider,
+        project: RenderedProject | None = None,
+        *,
+        settings: Mapping[str, str] | None = None,
+        client: OidcClient | None = None,
+        session_secret: str | None = None,
+        port: int | None = None,
+        **more_settings: str,
+    ) -> AppServer:
+        server = AppServer(
+            project or default_project,
+            provider,
+            workdir=app_workdir,
+            settings={**(settings or {}), **more_settings},
+            port=port,
+            client=client,
+            session_secret=session_secret,
+        )
         started.append(server)
+        server.start()
         return server
 
     try:
