@@ -11,7 +11,8 @@ from components import PostgresServer, RedisServer
 from rendering import REPO, Project, render, snapshot_template
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
-JINJA_RESIDUE = re.compile(r"{{|}}|{%|%}")
+# Copier's Jinja syntax: `{{ name ...`, `{% if ...`, `{# ...` (Python dicts like `{}}` are fine).
+JINJA_RESIDUE = re.compile(r"\{\{-?\s*[A-Za-z_]|\{%-?\s*[a-z]+\b|%\}|\{#")
 
 
 def generated_files(project: Path) -> list[Path]:
