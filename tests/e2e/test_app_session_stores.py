@@ -1,8 +1,9 @@
 """Server-side session stores (Redis, PostgreSQL, SQLite) with real app processes.
 
 Two apps sharing a client, a ``SESSION_SECRET`` and a store act as replicas: a session made on one
-is usable, and ends, on the other. A store that is down or hangs gets 503 answers within its
-timeout, never 500 or a logout, and the apps recover by themselves when it is back.
+is usable on the other, and a logout or back-channel logout on either ends it on both. A store that
+is down or hangs gets 503 answers within its timeout, never 500 or a logout, and the apps recover by
+themselves when it is back.
 
 Cookies ignore ports, so one httpx client would send app A's cookie to app B unasked: requests that
 matter here send the session cookie explicitly, from a client without cookies of its own.
@@ -87,10 +88,10 @@ def profile(app: AppServer, cookie: dict[str, str]) -> httpx.Response:
     return get(app, "/auth/profile", cookie)
 
 
-def log_in(app: AppServer) -> dict[str, str]:
-    """Log alice in to ``app`` with plain HTTP; returns her session's ``Cookie`` header."""
+def log_in(app: AppServer, username: str = "alice") -> dict[str, str]:
+    """Log ``username`` in to ``app`` with plain HTTP; returns the session's ``Cookie`` header."""
     with httpx.Client(timeout=10) as client:
-        http_login(client, app, "alice")
+        http_login(client, app, username)
         return session_cookie(client)
 
 
@@ -166,6 +167,21 @@ def test_a_session_made_on_one_app_is_used_and_ended_on_another(
     home = get(app_a, "/", cookie, HTML)
     assert home.status_code == 200
     assert "Welcome, Alice" not in home.text
+
+
+def test_a_backchannel_logout_received_by_one_app_ends_the_session_on_both(
+    replicas: tuple[AppServer, AppServer],
+) -> None:
+    app_a, app_b = replicas
+    cookie = log_in(app_b, "carol")  # a user of this test only: the provider is shared
+    assert profile(app_a, cookie).status_code == 200
+
+    result = app_a.provider.logout("carol", client_id=app_a.client.client_id)
+
+    assert result["backchannel"], result  # sent to app A only: a client has one such URI
+    assert all(entry["ok"] for entry in result["backchannel"]), result
+    assert profile(app_a, cookie).status_code == 401
+    assert profile(app_b, cookie).status_code == 401
 
 
 def test_browser_login_shows_the_profile(
