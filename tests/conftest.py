@@ -6,8 +6,15 @@ import pytest
 from components import PostgresServer, RedisServer
 from rendering import Project, installed_project
 
-DEFAULT_ANSWERS: dict[str, str] = {}
+DEFAULT_ANSWERS: dict[str, object] = {}
 STORES = ("cookie", "redis", "sql")
+# Answer sets rendered, linted, type-checked and tested: each store, plus the optional routes.
+VARIANTS = {
+    "cookie": {},
+    "redis": {"session_store": "redis"},
+    "sql": {"session_store": "sql"},
+    "token-route": {"access_token_route": True},
+}
 
 
 @pytest.fixture(scope="session")
@@ -15,14 +22,12 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Projec
     yield installed_project(tmp_path_factory, **DEFAULT_ANSWERS)
 
 
-@pytest.fixture(scope="session", params=STORES)
+@pytest.fixture(scope="session", params=list(VARIANTS))
 def store_project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Project:
-    """The project rendered for each `session_store` answer."""
-    store = request.param
-    answers = DEFAULT_ANSWERS if store == "cookie" else {**DEFAULT_ANSWERS, "session_store": store}
-    return installed_project(tmp_path_factory, **answers)
+    """The project rendered for each `session_store` answer (and the optional routes)."""
+    return installed_project(tmp_path_factory, **DEFAULT_ANSWERS, **VARIANTS[request.param])
 
 
 @pytest.fixture(scope="session")

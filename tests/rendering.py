@@ -34,7 +34,7 @@ def snapshot_template(destination: Path) -> Path:
     return destination
 
 
-def render(destination: Path, *, template: Path = REPO, **answers: str) -> Path:
+def render(destination: Path, *, template: Path = REPO, **answers: object) -> Path:
     """Render the template (by default the working tree, uncommitted changes included)."""
     from copier import run_copy
     from copier.errors import DirtyLocalWarning
@@ -59,7 +59,7 @@ class Project:
 
     path: Path
     venv: Path
-    answers: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, object] = field(default_factory=dict)
 
     @property
     def python(self) -> Path:
@@ -98,7 +98,7 @@ def uv() -> str:
     return found
 
 
-def install(path: Path, answers: dict[str, str] | None = None) -> Project:
+def install(path: Path, answers: dict[str, object] | None = None) -> Project:
     """Create a virtual environment for the project and install it with its dev group."""
     venv = path / ".venv"
     subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
@@ -111,10 +111,10 @@ def install(path: Path, answers: dict[str, str] | None = None) -> Project:
     return Project(path=path, venv=venv, answers=answers or {})
 
 
-_projects: dict[tuple[tuple[str, str], ...], Project] = {}
+_projects: dict[tuple[tuple[str, object], ...], Project] = {}
 
 
-def installed_project(tmp_path_factory: pytest.TempPathFactory, **answers: str) -> Project:
+def installed_project(tmp_path_factory: pytest.TempPathFactory, **answers: object) -> Project:
     """The project for these answers, rendered and installed once per test session."""
     key = tuple(sorted(answers.items()))
     if key not in _projects:

@@ -65,8 +65,10 @@ def test_generated_project_tests_pass(
         run_generated_tests(store_project, REDIS_URL=redis_server.url)  # ... and in Redis
 
 
-def test_only_the_chosen_store_is_generated(store_project: Project) -> None:
+def test_only_the_chosen_code_is_generated(store_project: Project) -> None:
     store = store_project.answers.get("session_store", "cookie")
+    token_route = store_project.answers.get("access_token_route", False)
+    assert (store_project.path / "app/auth/token_route.py").exists() == token_route
     stores = {path.stem for path in (store_project.path / "app/auth/stores").glob("*.py")}
     dependencies = (store_project.path / "pyproject.toml").read_text()
 

@@ -75,6 +75,9 @@ class FakeProvider:
         self.replies: dict[str, Response] = {}  # endpoint name -> canned response
         self.reachable: Literal["yes", "refused", "timeout"] = "yes"
         self.requests: list[str] = []  # endpoint names, in the order they were called
+        self.token_requests: list[dict[str, str]] = []  # token endpoint forms, secrets removed
+        self.revoked: list[str] = []  # refresh tokens revoked by the app (RFC 7009)
+        self.issued: list[dict[str, Any]] = []  # token responses sent
         self._codes: dict[str, _Grant] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
         self._access_tokens: dict[str, _Grant] = {}
@@ -85,6 +88,7 @@ class FakeProvider:
                 Route("/authorize", self._authorize, methods=["GET", "POST"]),
                 Route("/token", self._token, methods=["POST"]),
                 Route("/userinfo", self._userinfo),
+                Route("/revoke", self._revoke, methods=["POST"]),
                 Route("/logout", self._logout),
             ]
         )
@@ -96,6 +100,10 @@ class FakeProvider:
         """Act as a user who logs in as `username`; return the redirect back to the app."""
         params = dict(parse_qsl(urlsplit(authorize_url).query))
         return self._approve(params, username)
+
+    def forget_refresh_tokens(self) -> None:
+        """Refuse every refresh token issued so far (as after a revoked grant)."""
+        self._refresh_tokens.clear()
 
     def rotate_keys(self) -> None:
         """Sign with a new key from now on (and publish only that one)."""
@@ -154,6 +162,7 @@ class FakeProvider:
             "userinfo_endpoint": f"{base}/userinfo",
             "jwks_uri": f"{base}/jwks",
             "end_session_endpoint": f"{base}/logout",
+            "revocation_endpoint": f"{base}/revoke",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -210,6 +219,7 @@ class FakeProvider:
         if (reply := self._reply("token")) is not None:
             return reply
         form = {key: str(value) for key, value in (await request.form()).items()}
+        self.token_requests.append({k: v for k, v in form.items() if k != "client_secret"})
         if not self._client_authenticated(request, form):
             return _oauth_error("invalid_client", 401)
         grant_type = form.get("grant_type")
@@ -229,10 +239,9 @@ class FakeProvider:
                 return _oauth_error("invalid_grant")
         else:
             return _oauth_error("unsupported_grant_type")
-        return JSONResponse(
-            _merge(self._issue_tokens(grant), self.token_response),
-            headers={"Cache-Control": "no-store"},
-        )
+        body = _merge(self._issue_tokens(grant, form.get("scope")), self.token_response)
+        self.issued.append(body)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     def _client_authenticated(self, request: Request, form: dict[str, str]) -> bool:
         authorization = request.headers.get("authorization", "")
@@ -247,7 +256,7 @@ class FakeProvider:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         return client_id == self.client_id and secrets.compare_digest(secret, self.client_secret)
 
-    def _issue_tokens(self, grant: _Grant) -> dict[str, Any]:
+    def _issue_tokens(self, grant: _Grant, scope: str | None = None) -> dict[str, Any]:
         now = int(time.time())
         claims = {
             **self.user_claims(grant.username),
@@ -266,7 +275,7 @@ class FakeProvider:
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": self.token_ttl,
-            "scope": grant.scope,
+            "scope": scope or grant.scope,  # a refresh may ask for other API scopes
             "id_token": self.sign(_merge(claims, self.id_token_claims), self.id_token_header),
         }
         if "offline_access" in grant.scope.split():
@@ -274,6 +283,17 @@ class FakeProvider:
             self._refresh_tokens[refresh_token] = grant
             body["refresh_token"] = refresh_token
         return body
+
+    async def _revoke(self, request: Request) -> Response:
+        if (reply := self._reply("revoke")) is not None:
+            return reply
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        if not self._client_authenticated(request, form):
+            return _oauth_error("invalid_client", 401)
+        token = form.get("token", "")
+        if self._refresh_tokens.pop(token, None) is not None:
+            self.revoked.append(token)
+        return Response(status_code=200)
 
     async def _userinfo(self, request: Request) -> Response:
         if (reply := self._reply("userinfo")) is not None:

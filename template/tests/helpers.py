@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from app.auth.components import Auth
-from app.auth.sessions import Session
+from app.auth.sessions import AccessToken, Session
 from devserver.provider import FakeProvider
 
 APP_URL = "http://127.0.0.1:8000"
@@ -69,10 +69,10 @@ def make_session(**changes: Any) -> Session:
     session = Session(
         user={"sub": "alice", "name": "Alice", "email": "alice@example.com"},
         id_token="header.payload.signature",
-        access_token="access-token",
         refresh_token="refresh-token",
-        expires_at=started + 3600,
-        scope="openid profile email offline_access",
+        access_tokens=(
+            AccessToken("access-token", started + 3600, "openid profile email", audience=None),
+        ),
         sid="provider-session",
         login_id=secrets.token_urlsafe(16),
         created_at=started,

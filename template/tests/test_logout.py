@@ -74,6 +74,8 @@ def metadata(end_session_endpoint: str | None) -> ProviderMetadata:
         token_endpoint=f"{ISSUER}/token",
         jwks_uri=f"{ISSUER}/jwks",
         end_session_endpoint=end_session_endpoint,
+        revocation_endpoint=None,
+        userinfo_endpoint=None,
         signing_algorithms=("RS256",),
         client_auth_method="client_secret_basic",
         iss_parameter_required=False,

@@ -3,18 +3,24 @@
 from app.auth import CurrentUser, OptionalSession
 """
 
-from app.auth.components import Auth
+from app.auth.access import CurrentAccessToken, access_token, get_access_token
+from app.auth.components import Auth, get_auth
 from app.auth.deps import CurrentSession, CurrentUser, OptionalSession
 from app.auth.errors import AuthError
-from app.auth.sessions import Session
+from app.auth.sessions import AccessToken, Session
 from app.auth.setup import install_auth
 
 __all__ = [
+    "AccessToken",
     "Auth",
     "AuthError",
+    "CurrentAccessToken",
     "CurrentSession",
     "CurrentUser",
     "OptionalSession",
     "Session",
+    "access_token",
+    "get_access_token",
+    "get_auth",
     "install_auth",
 ]

@@ -7,6 +7,7 @@ second) when a token names a key it does not have, which is how providers rotate
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import KeySet
 
 from app.auth.errors import (
+    AuthError,
     LoginFailed,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    SessionEnded,
 )
 from app.auth.tokens import (
     SIGNING_ALGORITHMS,
@@ -31,9 +34,11 @@ from app.auth.tokens import (
     parse_token_response,
     validate_id_token,
     validate_logout_token,
+    validate_refreshed_id_token,
 )
 from app.config import Settings
 
+logger = logging.getLogger("app.auth")
 METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched again
 JWKS_TTL = 3600
 JWKS_MIN_REFETCH_INTERVAL = 1.0  # seconds; bounds refetches caused by unknown key ids
@@ -51,6 +56,8 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     end_session_endpoint: str | None
+    revocation_endpoint: str | None
+    userinfo_endpoint: str | None
     signing_algorithms: tuple[str, ...]
     client_auth_method: str
     iss_parameter_required: bool
@@ -75,15 +82,18 @@ class ProviderMetadata:
             auth_method = "client_secret_post"
         else:
             raise ProviderError("The login service supports no client authentication we offer.")
-        end_session = document.get("end_session_endpoint")
+
+        def optional(name: str) -> str | None:
+            return _endpoint(document, name) if document.get(name) else None
+
         return cls(
             issuer=named,  # as the provider spells it: "https://x" or "https://x/"
             authorization_endpoint=_endpoint(document, "authorization_endpoint"),
             token_endpoint=_endpoint(document, "token_endpoint"),
             jwks_uri=_endpoint(document, "jwks_uri"),
-            end_session_endpoint=_endpoint(document, "end_session_endpoint")
-            if end_session
-            else None,
+            end_session_endpoint=optional("end_session_endpoint"),
+            revocation_endpoint=optional("revocation_endpoint"),
+            userinfo_endpoint=optional("userinfo_endpoint"),
             signing_algorithms=allowed,
             client_auth_method=auth_method,
             iss_parameter_required=document.get("authorization_response_iss_parameter_supported")
@@ -197,7 +207,7 @@ class OidcClient:
             "code_challenge_method": "S256",
         }
         if self.settings.auth0_audience:
-            params["audience"] = self.settings.auth0_audience
+            params[self.settings.auth0_audience_parameter] = self.settings.auth0_audience
         separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
         return metadata.authorization_endpoint + separator + urlencode(params)
 
@@ -212,10 +222,20 @@ class OidcClient:
             "redirect_uri": self.settings.redirect_uri,
             "code_verifier": code_verifier,
         }
-        body = await self._token_request(metadata, form)
+        try:
+            body = await self._token_request(metadata, form)
+        except _OAuthError as exc:
+            if exc.error in ("invalid_grant", "invalid_request"):
+                raise LoginFailed(
+                    "The login code was rejected (it may have expired or been used already). "
+                    "Please log in again."
+                ) from None
+            message = f"The login service refused to issue tokens ({exc.error})."
+            raise ProviderError(message) from None
         now = int(time.time())
-        tokens = parse_token_response(body, now=now)
-        claims = await self._validate_id_token(metadata, tokens.id_token, nonce=nonce, now=now)
+        tokens = parse_token_response(body, now=now)  # with an ID token, or it raises
+        id_token = tokens.id_token or ""
+        claims = await self._validate_id_token(metadata, id_token, nonce=nonce, now=now)
         return tokens, claims
 
     async def _validate_id_token(
@@ -257,9 +277,71 @@ class OidcClient:
         except UnknownSigningKey:
             return validate(await self.signing_keys(refetch=True))
 
+    async def refresh(
+        self, refresh_token: str, *, audience: str | None, scope: str | None, sub: str
+    ) -> TokenSet:
+        """Redeem a refresh token for a new access token (and maybe new refresh/ID tokens)."""
+        metadata = await self.metadata()
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if audience:
+            # Auth0 names the API `audience`; RFC 8707 providers call it `resource`.
+            form[self.settings.auth0_audience_parameter] = audience
+        if scope:
+            form["scope"] = scope
+        try:
+            body = await self._token_request(metadata, form)
+        except _OAuthError as exc:
+            if exc.error == "invalid_grant":
+                raise SessionEnded() from None
+            raise ProviderError(f"The login service refused to refresh ({exc.error}).") from None
+        now = int(time.time())
+        tokens = parse_token_response(body, now=now, id_token_required=False)
+        if tokens.id_token is not None:
+            id_token = tokens.id_token
+
+            def validate(keys: KeySet) -> dict[str, Any]:
+                return validate_refreshed_id_token(
+                    id_token,
+                    keys,
+                    issuer=metadata.issuer,
+                    client_id=self.settings.auth0_client_id,
+                    algorithms=metadata.signing_algorithms,
+                    now=now,
+                    sub=sub,
+                )
+
+            await self._with_keys(validate)
+        return tokens
+
+    async def userinfo(self, access_token: str, *, sub: str) -> dict[str, Any]:
+        """The provider's UserInfo for an access token; it must be about the user `sub`."""
+        metadata = await self.metadata()
+        if metadata.userinfo_endpoint is None:
+            raise ProviderError("The login service has no userinfo endpoint.")
+        headers = {"Authorization": f"Bearer {access_token}"}
+        try:
+            claims = await self._request_json("GET", metadata.userinfo_endpoint, headers=headers)
+        except _OAuthError as exc:
+            raise ProviderError(f"The login service refused the token ({exc.error}).") from None
+        if claims.get("sub") != sub:  # Core §5.3.2: never trust userinfo for another user
+            raise ProviderError("The login service's userinfo is about another user.")
+        return claims
+
+    async def revoke(self, refresh_token: str) -> None:
+        """RFC 7009: tell the provider the refresh token is no longer needed (best effort)."""
+        try:
+            metadata = await self.metadata()
+            if metadata.revocation_endpoint is None:
+                return
+            form = {"token": refresh_token, "token_type_hint": "refresh_token"}
+            await self._token_request(metadata, form, endpoint=metadata.revocation_endpoint)
+        except AuthError as exc:
+            logger.info("auth.revoke_failed %s", exc.code)
+
     async def _token_request(
-        self, metadata: ProviderMetadata, form: dict[str, str]
+        self, metadata: ProviderMetadata, form: dict[str, str], *, endpoint: str | None = None
     ) -> dict[str, Any]:
+        """POST to the token endpoint (or `endpoint`), authenticated as this client."""
         client_id = self.settings.auth0_client_id
         secret = self.settings.auth0_client_secret.get_secret_value()
         auth = None
@@ -268,17 +350,8 @@ class OidcClient:
             auth = httpx.BasicAuth(quote_plus(client_id), quote_plus(secret))
         else:
             form = {**form, "client_id": client_id, "client_secret": secret}
-        try:
-            return await self._request_json("POST", metadata.token_endpoint, data=form, auth=auth)
-        except _OAuthError as exc:
-            if exc.error in ("invalid_grant", "invalid_request"):
-                raise LoginFailed(
-                    "The login code was rejected (it may have expired or been used already). "
-                    "Please log in again."
-                ) from None
-            raise ProviderError(
-                f"The login service refused to issue tokens ({exc.error})."
-            ) from None
+        url = endpoint or metadata.token_endpoint
+        return await self._request_json("POST", url, data=form, auth=auth, empty_ok=bool(endpoint))
 
     def logout_url(
         self, metadata: ProviderMetadata | None, *, id_token: str | None, return_url: str
@@ -300,8 +373,10 @@ class OidcClient:
 
     # -- HTTP ------------------------------------------------------------------
 
-    async def _request_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        """Send a request; return its JSON object body, bounded in size."""
+    async def _request_json(
+        self, method: str, url: str, *, empty_ok: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Send a request; return its JSON object body (bounded in size; `{}` if `empty_ok`)."""
         try:
             async with self._http.stream(method, url, **kwargs) as response:
                 declared = response.headers.get("content-length", "0")
@@ -326,6 +401,8 @@ class OidcClient:
             data = None
         if response.status_code == 200 and isinstance(data, dict):
             return data
+        if response.status_code == 200 and empty_ok and not body.strip():
+            return {}
         if (
             400 <= response.status_code < 500
             and isinstance(data, dict)

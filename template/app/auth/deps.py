@@ -21,7 +21,12 @@ async def get_session(request: Request) -> Session | None:
         state.loaded = True
         auth = get_auth(request)
         session = await auth.sessions.load(request)
-        if session is not None and auth.lifetime.needs_touch(session, now()):
+        newer = auth.tokens.successor(session) if session is not None else None
+        if newer is not None:
+            # The browser sent a cookie from before this process refreshed the tokens.
+            session = newer
+            await auth.sessions.update(request, newer)
+        elif session is not None and auth.lifetime.needs_touch(session, now()):
             await auth.sessions.touch(request, session)
         state.session = session
     return state.session

@@ -2,6 +2,7 @@
 
     AuthError                   base class: catch this to handle any auth failure
     ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
+    │   └── SessionEnded        401: the provider refused to refresh the session's tokens
     ├── Forbidden               403: logged in, but `policy.authorize` said no
     ├── InvalidRequest          400: missing, duplicated or oversized parameters
     │   ├── UnsupportedMediaType 415: a body in a format the route does not take
@@ -49,6 +50,14 @@ class NotAuthenticated(AuthError):
         super().__init__(message)
         # Where a browser should go after logging in; None answers 401 to everyone.
         self.login_redirect = login_redirect
+
+
+class SessionEnded(NotAuthenticated):
+    code = "session_ended"
+    title = "Your session has ended"
+
+    def __init__(self) -> None:
+        super().__init__("Your session has ended at the login service. Please log in again.")
 
 
 class Forbidden(AuthError):

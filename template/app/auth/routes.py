@@ -6,6 +6,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 
 from app.auth import policy
 from app.auth.components import Auth
@@ -144,13 +145,12 @@ async def _finish_login(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
     )
     sid = claims.get("sid")
+    access_token = tokens.access_token_for(auth.settings.auth0_audience)
     session = Session.start(
         policy.session_user(claims),
         id_token=tokens.id_token,
-        access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
-        expires_at=tokens.expires_at,
-        scope=tokens.scope,
+        access_tokens=(access_token,),
         sid=sid if isinstance(sid, str) else None,
     )
     target = safe_return_to(policy.after_login(session, transaction.return_to))
@@ -176,6 +176,9 @@ async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = N
     await auth.sessions.delete(request, response)
     if session is not None:
         logger.info("auth.logout sub=%s", session.sub)
+        if session.refresh_token:
+            # After the response is sent, so a slow provider never holds up a logout.
+            response.background = BackgroundTask(auth.client.revoke, session.refresh_token)
     return response
 
 

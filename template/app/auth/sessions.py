@@ -8,6 +8,7 @@ Both times live inside the encrypted data, so a client cannot extend them.
 import secrets
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -20,14 +21,32 @@ from app.auth.cookies import CookieCipher
 SCOPE_KEY = "app.auth"
 
 
+MAX_ACCESS_TOKENS = 8  # per session: one per API (audience) and scope set asked for
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An access token for one API (`audience`) with some scopes."""
+
+    token: str
+    expires_at: int | None  # Unix time; None when the provider did not say
+    scope: str | None
+    audience: str | None  # None: no particular API (e.g. the provider's userinfo)
+
+    def covers(self, audience: str | None, scope: str | None) -> bool:
+        granted = set((self.scope or "").split())
+        return self.audience == audience and set((scope or "").split()) <= granted
+
+    def valid_for(self, seconds: int) -> bool:
+        return self.expires_at is None or self.expires_at - seconds > time.time()
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     user: dict[str, Any]  # the claims kept by `policy.session_user`; always has "sub"
     id_token: str
-    access_token: str | None
     refresh_token: str | None
-    expires_at: int | None  # when the access token expires (Unix time)
-    scope: str | None
+    access_tokens: tuple[AccessToken, ...]  # one per API and set of scopes asked for
     sid: str | None  # the provider's session id, for back-channel logout
     login_id: str  # random id of this login, to end just this session
     created_at: float  # Unix time of the login, sub-second (orders logins and logouts)
@@ -49,6 +68,24 @@ class Session:
     def sub(self) -> str:
         return str(self.user["sub"])
 
+    def access_token(self, audience: str | None, scope: str | None = None) -> AccessToken | None:
+        """The stored token for that API and those scopes, valid or not."""
+        return next((t for t in self.access_tokens if t.covers(audience, scope)), None)
+
+    def refreshed(
+        self, token: AccessToken, *, refresh_token: str | None, id_token: str | None
+    ) -> "Session":
+        """This session with a new access token (replacing the one for the same API and
+        scopes) and, when the provider rotated them, a new refresh token and ID token."""
+        same = (token.audience, token.scope)
+        others = [t for t in self.access_tokens if (t.audience, t.scope) != same]
+        return replace(
+            self,
+            access_tokens=(token, *others[: MAX_ACCESS_TOKENS - 1]),
+            refresh_token=refresh_token or self.refresh_token,
+            id_token=id_token or self.id_token,
+        )
+
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -56,8 +93,9 @@ class Session:
     def from_payload(cls, payload: dict[str, Any]) -> "Session | None":
         """Rebuild a session from stored data; None when the data has another shape."""
         try:
-            session = cls(**payload)
-        except TypeError:
+            tokens = tuple(AccessToken(**token) for token in payload["access_tokens"])
+            session = cls(**{**payload, "access_tokens": tokens})
+        except (TypeError, KeyError):
             return None
         valid = (
             isinstance(session.user, dict)
@@ -128,11 +166,12 @@ class SessionCodec:
 class RequestAuthState:
     """What the auth code did during one request; the middleware applies it to the response."""
 
-    __slots__ = ("deferred_headers", "loaded", "session")
+    __slots__ = ("deferred_headers", "loaded", "session", "stored")
 
     def __init__(self) -> None:
         self.loaded = False
         self.session: Session | None = None
+        self.stored: str | None = None  # the session's record as read (server-side stores)
         self.deferred_headers: list[tuple[bytes, bytes]] = []
 
 
@@ -154,6 +193,13 @@ class SessionStore(Protocol):
 
     async def touch(self, request: Request, session: Session) -> None:
         """Extend the rolling expiry (from any request; the response is not at hand)."""
+
+    async def update(self, request: Request, session: Session) -> None:
+        """Replace the request's session by `session` (new tokens), unless it ended meanwhile."""
+
+    def refresh_lock(self, request: Request) -> AbstractAsyncContextManager[None]:
+        """Held while the request's session refreshes its tokens: across all app
+        instances for server-side stores (the refresh token may be used only once)."""
 
     async def delete(self, request: Request, response: Response) -> None:
         """End the request's session: also a copy of its cookie must not work afterwards."""

@@ -14,6 +14,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from app.auth.errors import InvalidToken
+from app.auth.sessions import AccessToken
 
 # Asymmetric algorithms only: never `none`, never an HMAC algorithm (which would let
 # anyone holding the provider's public key sign tokens).
@@ -44,15 +45,22 @@ class UnknownSigningKey(InvalidToken):
 class TokenSet:
     """What the token endpoint returned, checked."""
 
-    id_token: str
+    id_token: str | None  # always there after a login; optional after a refresh
     access_token: str
     token_type: str
     refresh_token: str | None
     expires_at: int | None
     scope: str | None
 
+    def access_token_for(self, audience: str | None, *, asked: str | None = None) -> AccessToken:
+        """The access token, for `audience`; without a `scope` in the response, the
+        scopes asked for were granted (RFC 6749 §5.1)."""
+        return AccessToken(self.access_token, self.expires_at, self.scope or asked, audience)
 
-def parse_token_response(body: dict[str, Any], *, now: int) -> TokenSet:
+
+def parse_token_response(
+    body: dict[str, Any], *, now: int, id_token_required: bool = True
+) -> TokenSet:
     token_type = body.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise InvalidToken("The login service returned an unsupported token type.")
@@ -62,7 +70,7 @@ def parse_token_response(body: dict[str, Any], *, now: int) -> TokenSet:
     ):
         raise InvalidToken("The login service returned an invalid token lifetime.")
     return TokenSet(
-        id_token=_bounded_str(body, "id_token", MAX_TOKEN_LENGTH, required=True) or "",
+        id_token=_bounded_str(body, "id_token", MAX_TOKEN_LENGTH, required=id_token_required),
         access_token=_bounded_str(body, "access_token", MAX_TOKEN_LENGTH, required=True) or "",
         token_type=BEARER,
         refresh_token=_bounded_str(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH),
@@ -100,6 +108,24 @@ def validate_id_token(
     expected_nonce = claims.get("nonce")
     if not isinstance(expected_nonce, str) or not hmac.compare_digest(expected_nonce, nonce):
         raise InvalidToken("The ID token was not issued for this login (nonce mismatch).")
+    return claims
+
+
+def validate_refreshed_id_token(
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    client_id: str,
+    algorithms: tuple[str, ...],
+    now: int,
+    sub: str,
+) -> dict[str, Any]:
+    """An ID token from a refresh (Core §12.2): checked like at login, and for the same user."""
+    claims = verify_signature(token, keys, algorithms=algorithms)
+    check_claims(claims, issuer=issuer, client_id=client_id, now=now)
+    if claims.get("sub") != sub:
+        raise InvalidToken("The refreshed ID token is for another user.")
     return claims
 
 

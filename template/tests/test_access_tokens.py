@@ -1,0 +1,175 @@
+"""Access tokens for APIs: refreshed when due, per API and scope, one refresh at a time."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends
+from fastapi.testclient import TestClient
+
+from app.auth import AccessToken, access_token
+from app.main import create_app
+from devserver.provider import FakeProvider
+from tests.conftest import make_settings
+from tests.helpers import APP_URL, log_in, replace_cookie, stored_session
+
+REFRESH = "refresh_token"
+
+
+def refreshes(provider: FakeProvider) -> list[dict[str, str]]:
+    return [form for form in provider.token_requests if form.get("grant_type") == REFRESH]
+
+
+@pytest.fixture
+def short_tokens(provider: FakeProvider) -> FakeProvider:
+    """Access tokens that are already within the refresh leeway when issued."""
+    provider.token_ttl = 30
+    return provider
+
+
+def test_a_fresh_token_is_used_as_it_is(logged_in: TestClient, provider: FakeProvider) -> None:
+    page = logged_in.get("/api-example")
+
+    assert page.status_code == 200
+    assert "alice@example.com" in page.text
+    assert refreshes(provider) == []
+
+
+def test_an_expiring_token_is_refreshed_and_the_rotation_kept(
+    client: TestClient, short_tokens: FakeProvider
+) -> None:
+    log_in(client, short_tokens)
+    before = stored_session(client)
+    assert before is not None
+
+    assert client.get("/api-example").status_code == 200
+
+    [refresh] = refreshes(short_tokens)
+    assert refresh["refresh_token"] == before.refresh_token
+    after = stored_session(client)
+    assert after is not None
+    assert after.refresh_token not in (None, before.refresh_token)  # rotated, and kept
+    assert after.access_tokens[0].token != before.access_tokens[0].token
+    assert after.login_id == before.login_id and after.user == before.user
+
+    # The next refresh uses the rotated refresh token.
+    assert client.get("/api-example").status_code == 200
+    assert refreshes(short_tokens)[-1]["refresh_token"] == after.refresh_token
+
+
+def test_tokens_for_other_apis_are_kept_apart(provider: FakeProvider) -> None:
+    settings = make_settings(provider, auth0_audience="https://api.example")
+    app = create_app(settings, provider_transport=provider.transport)
+    billing = access_token(audience="https://billing.example", scope="read:invoices")
+
+    @app.get("/billing")
+    async def billing_route(
+        token: Annotated[AccessToken, Depends(billing)],
+    ) -> dict[str, str | None]:
+        return {"audience": token.audience, "scope": token.scope}
+
+    with TestClient(app, base_url=APP_URL, follow_redirects=False) as client:
+        log_in(client, provider)
+        assert client.get("/billing").json()["audience"] == "https://billing.example"
+        client.get("/billing")  # now stored: no second refresh
+        session = stored_session(client)
+
+    [refresh] = refreshes(provider)
+    assert refresh["audience"] == "https://billing.example"
+    assert refresh["scope"] == "read:invoices"
+    assert session is not None
+    audiences = {token.audience for token in session.access_tokens}
+    assert audiences == {"https://api.example", "https://billing.example"}
+
+
+def test_rfc8707_providers_get_a_resource_parameter(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    client = client_for(auth0_audience="https://api.example", auth0_audience_parameter="resource")
+    authorize_url = client.get("/auth/login").headers["location"]
+
+    assert "resource=https%3A%2F%2Fapi.example" in authorize_url
+    assert "audience=" not in authorize_url
+
+
+def test_a_refused_refresh_ends_the_session(client: TestClient, short_tokens: FakeProvider) -> None:
+    log_in(client, short_tokens)
+    short_tokens.forget_refresh_tokens()
+
+    api = client.get("/api-example", headers={"accept": "application/json"})
+
+    assert api.status_code == 401
+    assert api.json()["error"] == "session_ended"
+    assert client.get("/auth/profile").status_code == 401
+
+
+def test_an_unreachable_provider_keeps_the_session(
+    client: TestClient, short_tokens: FakeProvider
+) -> None:
+    log_in(client, short_tokens)
+    short_tokens.reachable = "refused"
+
+    assert client.get("/api-example", headers={"accept": "application/json"}).status_code == 503
+    assert client.get("/auth/profile").status_code == 200
+
+
+def test_fifty_concurrent_requests_share_one_refresh(
+    short_tokens: FakeProvider, client: TestClient
+) -> None:
+    log_in(client, short_tokens)
+    cookies = dict(client.cookies.items())
+    app = create_app(make_settings(short_tokens), provider_transport=short_tokens.transport)
+
+    async def fifty() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        http = httpx.AsyncClient(transport=transport, base_url=APP_URL, cookies=cookies)
+        async with app.router.lifespan_context(app), http:
+            pages = [http.get("/api-example") for _ in range(50)]
+            return list(await asyncio.gather(*pages))
+
+    responses = asyncio.run(fifty())
+
+    assert [r.status_code for r in responses] == [200] * 50
+    assert len(refreshes(short_tokens)) == 1
+
+
+def test_a_stale_cookie_after_a_refresh_gets_the_new_tokens(
+    client: TestClient, short_tokens: FakeProvider
+) -> None:
+    log_in(client, short_tokens)
+    stale = dict(client.cookies.items())
+    short_tokens.token_ttl = 3600
+    assert client.get("/api-example").status_code == 200  # refreshes
+
+    for name, value in stale.items():  # e.g. a request that left before the refresh
+        replace_cookie(client, name, value)
+    assert client.get("/api-example").status_code == 200
+
+    assert len(refreshes(short_tokens)) == 1  # the spent refresh token was not used again
+
+
+def test_logout_revokes_the_refresh_token(logged_in: TestClient, provider: FakeProvider) -> None:
+    session = stored_session(logged_in)
+    assert session is not None and session.refresh_token
+
+    logged_in.get("/auth/logout")
+
+    assert "revoke" in provider.requests
+    assert provider.revoked == [session.refresh_token]
+
+
+def test_logout_is_not_held_up_by_a_failing_revocation(
+    logged_in: TestClient, provider: FakeProvider
+) -> None:
+    provider.reachable = "refused"
+
+    response = logged_in.get("/auth/logout")
+
+    assert response.status_code == 303
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
+def test_the_example_needs_a_login(client: TestClient) -> None:
+    assert client.get("/api-example", headers={"accept": "application/json"}).status_code == 401
