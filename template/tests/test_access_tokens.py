@@ -119,6 +119,7 @@ def test_fifty_concurrent_requests_share_one_refresh(
     short_tokens: FakeProvider, client: TestClient
 ) -> None:
     log_in(client, short_tokens)
+    short_tokens.token_ttl = 3600  # the refreshed token lasts
     cookies = dict(client.cookies.items())
     app = create_app(make_settings(short_tokens), provider_transport=short_tokens.transport)
 
