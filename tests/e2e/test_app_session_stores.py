@@ -45,10 +45,6 @@ UNAVAILABLE = "Sessions are unavailable"
 STORE_TIMEOUT = "1"  # seconds: REDIS_TIMEOUT / DATABASE_TIMEOUT of the outage tests
 ANSWER_WITHIN = 3.0  # seconds for any answer while the store is down or hangs
 RECOVER_WITHIN = 2.0  # seconds after the store is back
-SQL_QUERY_TIMEOUT_BUG = (
-    "template bug: DATABASE_TIMEOUT bounds connecting, not queries on pooled PostgreSQL "
-    "connections (app/auth/stores/sql.py, build_store): a hung database hangs requests"
-)
 
 
 @dataclass(frozen=True)
@@ -284,12 +280,7 @@ def test_store_down_answers_503_and_recovers(
     "dedicated_store",
     [
         "redis",
-        pytest.param(
-            "sql-postgres",
-            marks=pytest.mark.xfail(
-                strict=True, raises=httpx.ReadTimeout, reason=SQL_QUERY_TIMEOUT_BUG
-            ),
-        ),
+        "sql-postgres",
     ],
     indirect=True,
 )
