@@ -34,7 +34,9 @@ def snapshot_template(destination: Path) -> Path:
     return destination
 
 
-def render(destination: Path, *, template: Path = REPO, **answers: object) -> Path:
+def render(
+    destination: Path, *, template: Path = REPO, vcs_ref: str = "HEAD", **answers: object
+) -> Path:
     """Render the template (by default the working tree, uncommitted changes included)."""
     from copier import run_copy
     from copier.errors import DirtyLocalWarning
@@ -46,7 +48,7 @@ def render(destination: Path, *, template: Path = REPO, **answers: object) -> Pa
             destination,
             data=answers,
             defaults=True,
-            vcs_ref="HEAD",
+            vcs_ref=vcs_ref,
             quiet=True,
             unsafe=False,
         )
@@ -74,10 +76,12 @@ class Project:
         check: bool = True,
         timeout: float = 300,
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project (or in `cwd`), failing the test on errors."""
         result = subprocess.run(
             [str(arg) for arg in args],
-            cwd=self.path,
+            cwd=cwd or self.path,
             capture_output=True,
             text=True,
             timeout=timeout,

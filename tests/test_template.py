@@ -3,12 +3,11 @@
 import filecmp
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from components import PostgresServer, RedisServer
-from rendering import REPO, Project, render, snapshot_template
+from rendering import REPO, Project, render
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
 # Copier's Jinja syntax: `{{ name ...`, `{% if ...`, `{# ...` (Python dicts like `{}}` are fine).
@@ -164,33 +163,3 @@ def test_bad_answers_are_refused_with_a_message(
 ) -> None:
     with pytest.raises(ValueError, match=complaint):
         render(tmp_path / "p", **answers)
-
-
-def test_update_can_switch_the_session_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    git_env = {"GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"}
-    for name in ("AUTHOR", "COMMITTER"):
-        git_env[f"GIT_{name}_NAME"], git_env[f"GIT_{name}_EMAIL"] = "Test", "test@example.com"
-    for name, value in git_env.items():
-        monkeypatch.setenv(name, value)
-    template = snapshot_template(tmp_path / "template")
-    project = render(tmp_path / "project", template=template)
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "Generated"]):
-        subprocess.run(["git", *command], cwd=project, check=True)
-
-    update = subprocess.run(
-        [sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref=HEAD",
-         "--data", "session_store=redis"],
-        cwd=project, capture_output=True, text=True,
-    )  # fmt: skip
-    assert update.returncode == 0, update.stderr
-
-    fresh = render(tmp_path / "fresh", template=template, session_store="redis")
-    updated = {
-        str(p.relative_to(project)) for p in generated_files(project) if ".git" not in p.parts
-    }
-    assert updated == {str(p.relative_to(fresh)) for p in generated_files(fresh)}
-    for name in updated - {".copier-answers.yml"}:
-        assert (project / name).read_bytes() == (fresh / name).read_bytes(), name
-    assert "session_store: redis" in (project / ".copier-answers.yml").read_text()

@@ -1,0 +1,257 @@
+"""`copier update` keeps users' edits and brings in template changes (each test in its own
+throwaway git repositories, with an isolated git configuration)."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rendering import REPO, Project, render, snapshot_template
+from test_template import generated_files
+
+V1, V2 = "v1.0.0", "v2.0.0"
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@dataclass(frozen=True)
+class Template:
+    """A throwaway copy of the template whose commits are tagged as releases."""
+
+    path: Path
+
+    def edit(self, name: str, old: str, new: str) -> None:
+        edit(self.path / "template" / name, old, new)
+
+    def release(self, tag: str) -> None:
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-qm", f"Release {tag}", "--allow-empty")
+        git(self.path, "tag", tag)
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Iterator[Template]:
+    releases = Template(snapshot_template(tmp_path / "template"))
+    git(releases.path, "tag", V1)
+    yield releases
+
+
+def generate(template: Template, destination: Path, **answers: object) -> Path:
+    """`copier copy` of v1, committed as the user's first commit."""
+    project = render(destination, template=template.path, vcs_ref=V1, **answers)
+    git(project, "init", "-q")
+    commit(project, "Generated")
+    return project
+
+
+def commit(project: Path, message: str) -> None:
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", message)
+
+
+def update(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--defaults", *options],
+        cwd=project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def unmerged(project: Path) -> list[str]:
+    return git(project, "diff", "--name-only", "--diff-filter=U").split()
+
+
+def assert_same_files(project: Path, fresh: Path) -> None:
+    names = {str(p.relative_to(project)) for p in generated_files(project)} - {".git"}
+    names = {name for name in names if not name.startswith(".git/")}
+    assert names == {str(p.relative_to(fresh)) for p in generated_files(fresh)}
+    for name in names - {".copier-answers.yml"}:
+        assert (project / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+SECURITY_FIX = ("CLOCK_LEEWAY = 60", "CLOCK_LEEWAY = 30")
+
+
+def release_v2(template: Template) -> None:
+    """A typical template release: a fix inside the protocol code and a new file."""
+    template.edit("app/auth/tokens.py", *SECURITY_FIX)
+    (template.path / "template" / "SECURITY.md").write_text("Report issues privately.\n")
+    template.release(V2)
+
+
+def test_typical_user_edits_survive_a_template_fix(
+    template: Template, tmp_path: Path, default_project: Project
+) -> None:
+    project = generate(template, tmp_path / "project")
+    policy = project / "app/auth/policy.py"
+    edit(policy, '    "org_id",\n', '    "org_id",\n    "org_name",\n')  # a claim kept
+    edit(
+        policy,
+        "    return return_to\n",
+        '    if "admin" in session.user.get("roles", []):\n        return "/admin"\n'
+        "    return return_to\n",
+    )  # where to go after login
+    edit(policy, "    return True\n", '    return user.get("blocked") is not True\n')  # a rule
+    edit(project / "app/templates/base.html", "color: #1f2328;", "color: #222;")  # restyle
+    commit(project, "Our changes")
+    release_v2(template)
+
+    update(project, f"--vcs-ref={V2}")
+
+    assert unmerged(project) == []
+    policy_text = policy.read_text()
+    assert '"org_name"' in policy_text and '"/admin"' in policy_text and '"blocked"' in policy_text
+    assert "color: #222;" in (project / "app/templates/base.html").read_text()
+    assert SECURITY_FIX[1] in (project / "app/auth/tokens.py").read_text()
+    assert (project / "SECURITY.md").exists()
+    tests = default_project.run(default_project.python, "-m", "pytest", "-q", "-p",
+                                "no:cacheprovider", "-x", cwd=project)  # fmt: skip
+    assert " passed" in tests.stdout
+
+
+@pytest.mark.parametrize("mode", ["inline", "rej"])
+def test_an_edit_on_the_same_lines_is_a_visible_conflict(
+    template: Template, tmp_path: Path, mode: str, default_project: Project
+) -> None:
+    project = generate(template, tmp_path / "project")
+    edit(project / "app/auth/tokens.py", "CLOCK_LEEWAY = 60", "CLOCK_LEEWAY = 120")
+    commit(project, "Our leeway")
+    release_v2(template)
+
+    update(project, f"--vcs-ref={V2}", f"--conflict={mode}")
+
+    tokens = (project / "app/auth/tokens.py").read_text()
+    if mode == "inline":
+        assert "<<<<<<< before updating" in tokens and ">>>>>>> after updating" in tokens
+        assert unmerged(project) == ["app/auth/tokens.py"]
+    else:
+        assert (project / "app/auth/tokens.py.rej").exists()
+    # The generated project's own checks refuse to let this be committed as is.
+    hygiene = default_project.run(default_project.python, "-m", "pytest", "-q", "-p",
+                                  "no:cacheprovider", "--noconftest", "tests/test_repository.py",
+                                  cwd=project, check=False)  # fmt: skip
+    assert hygiene.returncode == 1
+    assert "1 failed, 1 passed" in hygiene.stdout
+
+
+def test_a_deleted_file_stays_deleted(template: Template, tmp_path: Path) -> None:
+    project = generate(template, tmp_path / "project")
+    (project / "tests/test_return_to.py").unlink()
+    commit(project, "We do not need this")
+    release_v2(template)
+
+    update(project, f"--vcs-ref={V2}")
+
+    assert not (project / "tests/test_return_to.py").exists()
+    assert unmerged(project) == []
+
+
+def test_changing_an_answer_keeps_the_users_code(template: Template, tmp_path: Path) -> None:
+    project = generate(template, tmp_path / "project")
+    (project / "app/orders.py").write_text('"""Our orders."""\n')
+    edit(project / "app/auth/policy.py", '    "org_id",\n', '    "org_id",\n    "org_name",\n')
+    commit(project, "Our code")
+    release_v2(template)
+
+    update(project, f"--vcs-ref={V2}", "--data", "session_store=redis")
+
+    assert (project / "app/orders.py").read_text() == '"""Our orders."""\n'
+    assert '"org_name"' in (project / "app/auth/policy.py").read_text()
+    stores = {p.name for p in (project / "app/auth/stores").glob("*.py")}
+    assert stores == {"__init__.py", "redis.py", "server.py"}
+    assert "session_store: redis" in (project / ".copier-answers.yml").read_text()
+    assert unmerged(project) == []
+
+
+def test_an_update_without_user_edits_equals_a_fresh_copy(
+    template: Template, tmp_path: Path
+) -> None:
+    project = generate(template, tmp_path / "project", session_store="sql")
+    release_v2(template)
+
+    update(project, f"--vcs-ref={V2}")
+
+    fresh = render(tmp_path / "fresh", template=template.path, vcs_ref=V2, session_store="sql")
+    assert_same_files(project, fresh)
+    assert f"_commit: {V2}" in (project / ".copier-answers.yml").read_text()
+
+
+def test_the_latest_release_updates_to_this_version(tmp_path: Path) -> None:
+    tags = git(REPO, "tag", "--list", "v*", "--sort=-v:refname").split()
+    if not tags:
+        pytest.skip("no release tag yet: nothing to update from")
+    project = render(tmp_path / "project", vcs_ref=tags[0])
+    git(project, "init", "-q")
+    commit(project, "Generated")
+
+    update(project, "--vcs-ref=HEAD")
+
+    assert unmerged(project) == []
+    assert_same_files(project, render(tmp_path / "fresh"))
+
+
+def test_a_rename_migration_carries_the_users_edits(template: Template, tmp_path: Path) -> None:
+    project = generate(template, tmp_path / "project")
+    edit(
+        project / "app/templating.py",
+        'templates = Jinja2Templates(directory=Path(__file__).parent / "templates")\n',
+        'templates = Jinja2Templates(directory=Path(__file__).parent / "templates")\n'
+        'templates.env.globals["support_email"] = "help@example.com"\n',
+    )
+    commit(project, "Our template global")
+    # v2 renames app/templating.py to app/rendering.py (and changes it), with a migration.
+    source = template.path / "template/app"
+    git(template.path, "mv", "template/app/templating.py", "template/app/rendering.py")
+    edit(
+        source / "rendering.py", '"""The Jinja2 environment', '"""The Jinja2 environment (renamed)'
+    )
+    for path in (template.path / "template").rglob("*.py"):
+        if "app.templating" in path.read_text():
+            edit(path, "from app.templating import", "from app.rendering import")
+    with (template.path / "copier.yml").open("a") as copier_yml:
+        copier_yml.write(
+            "\n_migrations:\n"
+            f"  - version: {V2}\n"
+            "    when: after\n"
+            '    command: ["{{ _copier_python }}",'
+            ' "{{ _copier_conf.src_path }}/hooks/rename_file.py",'
+            " app/templating.py, app/rendering.py]\n"
+        )
+    template.release(V2)
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--defaults", f"--vcs-ref={V2}"],
+        cwd=project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "--trust" in refused.stderr + refused.stdout
+    git(project, "checkout", "-q", "--", ".")
+    update(project, f"--vcs-ref={V2}", "--trust")
+
+    renamed = (project / "app/rendering.py").read_text()
+    assert '"support_email"' in renamed  # the user's edit
+    assert "(renamed)" in renamed  # the template's change
+    assert not (project / "app/templating.py").exists()
+    assert "from app.rendering import" in (project / "app/pages.py").read_text()
+    assert unmerged(project) == []
