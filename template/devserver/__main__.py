@@ -69,6 +69,8 @@ def main() -> None:
         AUTH0_DOMAIN=provider.issuer,
         AUTH0_CLIENT_ID=provider.client_id,
         AUTH0_CLIENT_SECRET=provider.client_secret,
+        AUTH0_PRIVATE_KEY="",  # blank overrides a key in .env (the local provider takes the secret)
+        AUTH0_PRIVATE_KEY_FILE="",
         APP_BASE_URL=app_url,
     )
     print(f"Development provider at {provider.issuer} (any username logs in).")

@@ -1,12 +1,14 @@
 """A small OpenID provider for local development and tests. Never deploy it: it logs in anyone.
 
 It speaks enough OpenID Connect for this app: discovery, JWKS, an authorization
-endpoint with a "type any username" form, a token endpoint (authorization code with
-PKCE, refresh tokens with rotation), userinfo and RP-initiated logout.
+endpoint with a "type any username" form, pushed authorization requests (RFC 9126),
+a token endpoint (authorization code with PKCE, refresh tokens with rotation),
+userinfo, token revocation and RP-initiated logout. Clients authenticate with their
+secret, or with `private_key_jwt` (RFC 7523) once `client_public_key` is set.
 
 Tests use it in-process through `provider.transport` (no network) and reach into it
 to misbehave on purpose: `id_token_claims`, `id_token_header`, `token_response`,
-`metadata`, `replies` and `reachable` change what it answers.
+`metadata`, `replies`, `reachable` and `require_par` change what it answers.
 """
 
 import html
@@ -20,13 +22,18 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGORITHMS = ["RS256", "ES256", "ES384", "ES512"]
+CLIENT_CREDENTIALS = ("client_secret", "client_assertion")  # never recorded
+PAR_TTL = 60  # seconds a pushed authorization request can be used
 _signing_key: RSAKey | None = None
 
 
@@ -47,6 +54,12 @@ class _Grant:
     redirect_uri: str = ""
     code_challenge: str = ""
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+@dataclass
+class _PushedRequest:
+    params: dict[str, str]
+    expires_at: float
 
 
 class FakeProvider:
@@ -74,10 +87,17 @@ class FakeProvider:
         self.metadata: dict[str, Any] = {}
         self.replies: dict[str, Response] = {}  # endpoint name -> canned response
         self.reachable: Literal["yes", "refused", "timeout"] = "yes"
+        self.require_par = False  # refuse authorization requests that were not pushed
+        # The client's public key: when set, clients authenticate with private_key_jwt only.
+        self.client_public_key: RSAKey | ECKey | None = None
         self.requests: list[str] = []  # endpoint names, in the order they were called
         self.token_requests: list[dict[str, str]] = []  # token endpoint forms, secrets removed
+        self.pushed_requests: list[dict[str, str]] = []  # PAR forms, secrets removed
+        self.client_assertions: list[jwt.Token] = []  # accepted private_key_jwt assertions
         self.revoked: list[str] = []  # refresh tokens revoked by the app (RFC 7009)
         self.issued: list[dict[str, Any]] = []  # token responses sent
+        self._pushed: dict[str, _PushedRequest] = {}
+        self._assertion_ids: set[str] = set()
         self._codes: dict[str, _Grant] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
         self._access_tokens: dict[str, _Grant] = {}
@@ -86,6 +106,7 @@ class FakeProvider:
                 Route("/.well-known/openid-configuration", self._discovery),
                 Route("/jwks", self._jwks),
                 Route("/authorize", self._authorize, methods=["GET", "POST"]),
+                Route("/par", self._par, methods=["POST"]),
                 Route("/token", self._token, methods=["POST"]),
                 Route("/userinfo", self._userinfo),
                 Route("/revoke", self._revoke, methods=["POST"]),
@@ -97,7 +118,10 @@ class FakeProvider:
     # -- what tests call directly ---------------------------------------------
 
     def login(self, authorize_url: str, username: str = "alice") -> str:
-        """Act as a user who logs in as `username`; return the redirect back to the app."""
+        """Act as a user who logs in as `username`; return the redirect back to the app.
+
+        Raises ValueError for a request the provider refuses (unknown client, ...).
+        """
         params = dict(parse_qsl(urlsplit(authorize_url).query))
         return self._approve(params, username)
 
@@ -155,9 +179,14 @@ class FakeProvider:
         if (reply := self._reply("discovery")) is not None:
             return reply
         base = self.issuer.rstrip("/")
+        auth_methods = ["client_secret_basic", "client_secret_post"]
+        if self.client_public_key is not None:
+            auth_methods = ["private_key_jwt"]
         document = {
             "issuer": self.issuer,
             "authorization_endpoint": f"{base}/authorize",
+            "pushed_authorization_request_endpoint": f"{base}/par",
+            "require_pushed_authorization_requests": self.require_par,
             "token_endpoint": f"{base}/token",
             "userinfo_endpoint": f"{base}/userinfo",
             "jwks_uri": f"{base}/jwks",
@@ -167,7 +196,8 @@ class FakeProvider:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "authorization_response_iss_parameter_supported": True,
@@ -182,44 +212,87 @@ class FakeProvider:
     async def _authorize(self, request: Request) -> Response:
         if (reply := self._reply("authorize")) is not None:
             return reply
+        username = ""
         if request.method == "POST":
             form = await request.form()
             params = {key: str(value) for key, value in form.items()}
             username = params.pop("username", "").strip()
-            if username:
-                return RedirectResponse(self._approve(params, username), status_code=303)
         else:
             params = dict(request.query_params)
-        if (
-            params.get("client_id") != self.client_id
-            or params.get("redirect_uri") not in self.redirect_uris
-        ):
-            return HTMLResponse("<h1>Unknown client or redirect_uri</h1>", status_code=400)
-        return HTMLResponse(_login_form(params))
+        try:
+            if username:
+                return RedirectResponse(self._approve(params, username), status_code=303)
+            self._authorization_request(params)
+        except ValueError as exc:
+            return HTMLResponse(f"<h1>Refused: {html.escape(str(exc))}</h1>", status_code=400)
+        return HTMLResponse(_login_form(params))  # a pushed request stays a request_uri
 
-    def _approve(self, params: dict[str, str], username: str) -> str:
+    def _authorization_request(self, params: dict[str, str]) -> dict[str, str]:
+        """The parameters of an authorization request, checked; the pushed ones for a
+        `request_uri` (RFC 9126 §4)."""
+        request_uri = params.get("request_uri")
+        if request_uri is not None:
+            pushed = self._pushed.get(request_uri)
+            if pushed is None or pushed.expires_at < time.time():
+                raise ValueError("unknown or expired request_uri")
+            if params.get("client_id") != pushed.params.get("client_id"):
+                raise ValueError("request_uri of another client")
+            params = pushed.params
+        elif self.require_par:
+            raise ValueError("authorization requests must be pushed (PAR) first")
+        self._check_client(params)
+        return params
+
+    def _check_client(self, params: dict[str, str]) -> None:
         if params.get("client_id") != self.client_id:
             raise ValueError("unknown client_id")
-        redirect_uri = params.get("redirect_uri", "")
-        if redirect_uri not in self.redirect_uris:
+        if params.get("redirect_uri") not in self.redirect_uris:
             raise ValueError("unregistered redirect_uri")
+
+    def _approve(self, params: dict[str, str], username: str) -> str:
+        request = self._authorization_request(params)
+        self._pushed.pop(params.get("request_uri", ""), None)  # a request_uri is single use
+        redirect_uri = request["redirect_uri"]
         code = secrets.token_urlsafe(24)
         self._codes[code] = _Grant(
             username=username,
             client_id=self.client_id,
-            scope=params.get("scope", "openid"),
-            nonce=params.get("nonce"),
+            scope=request.get("scope", "openid"),
+            nonce=request.get("nonce"),
             redirect_uri=redirect_uri,
-            code_challenge=params.get("code_challenge", ""),
+            code_challenge=request.get("code_challenge", ""),
         )
-        answer = {"code": code, "state": params.get("state", ""), "iss": self.issuer}
+        answer = {"code": code, "state": request.get("state", ""), "iss": self.issuer}
         return f"{redirect_uri}?{urlencode(answer)}"
+
+    async def _par(self, request: Request) -> Response:
+        if (reply := self._reply("par")) is not None:
+            return reply
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        self.pushed_requests.append(_without_credentials(form))
+        if not self._client_authenticated(request, form):
+            return _oauth_error("invalid_client", 401)
+        params = _without_credentials(form)
+        params.pop("client_assertion_type", None)
+        params.setdefault("client_id", self.client_id)  # with Basic auth it may be left out
+        try:
+            if "request_uri" in params:
+                raise ValueError("request_uri cannot be pushed")  # RFC 9126 §2.1
+            self._check_client(params)
+        except ValueError:
+            return _oauth_error("invalid_request")
+        now = time.time()
+        self._pushed = {uri: p for uri, p in self._pushed.items() if p.expires_at > now}
+        request_uri = f"urn:ietf:params:oauth:request_uri:{secrets.token_urlsafe(24)}"
+        self._pushed[request_uri] = _PushedRequest(params, now + PAR_TTL)
+        body = {"request_uri": request_uri, "expires_in": PAR_TTL}
+        return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})
 
     async def _token(self, request: Request) -> Response:
         if (reply := self._reply("token")) is not None:
             return reply
         form = {key: str(value) for key, value in (await request.form()).items()}
-        self.token_requests.append({k: v for k, v in form.items() if k != "client_secret"})
+        self.token_requests.append(_without_credentials(form))
         if not self._client_authenticated(request, form):
             return _oauth_error("invalid_client", 401)
         grant_type = form.get("grant_type")
@@ -244,6 +317,8 @@ class FakeProvider:
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     def _client_authenticated(self, request: Request, form: dict[str, str]) -> bool:
+        if self.client_public_key is not None:
+            return self._valid_client_assertion(form, self.client_public_key)
         authorization = request.headers.get("authorization", "")
         if authorization.lower().startswith("basic "):
             try:
@@ -255,6 +330,35 @@ class FakeProvider:
         else:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         return client_id == self.client_id and secrets.compare_digest(secret, self.client_secret)
+
+    def _valid_client_assertion(self, form: dict[str, str], key: RSAKey | ECKey) -> bool:
+        """RFC 7523 §3: signed by the client's key, about and from the client, for us, once."""
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            return False
+        try:
+            token = jwt.decode(
+                form.get("client_assertion", ""), key, algorithms=ASSERTION_ALGORITHMS
+            )
+        except (JoseError, ValueError):
+            return False
+        claims = token.claims
+        audience, exp, jti = claims.get("aud"), claims.get("exp"), claims.get("jti")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if (
+            claims.get("iss") != self.client_id
+            or claims.get("sub") != self.client_id
+            or form.get("client_id", self.client_id) != self.client_id
+            or self.issuer not in audiences
+            or not isinstance(exp, int)
+            or exp <= time.time()
+            or not isinstance(jti, str)
+            or not jti
+            or jti in self._assertion_ids
+        ):
+            return False
+        self._assertion_ids.add(jti)
+        self.client_assertions.append(token)
+        return True
 
     def _issue_tokens(self, grant: _Grant, scope: str | None = None) -> dict[str, Any]:
         now = int(time.time())
@@ -331,6 +435,10 @@ class _ProviderTransport(httpx.AsyncBaseTransport):
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     merged = {**base, **changes}
     return {key: value for key, value in merged.items() if value is not None}
+
+
+def _without_credentials(form: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in form.items() if key not in CLIENT_CREDENTIALS}
 
 
 def _oauth_error(error: str, status_code: int = 400) -> JSONResponse:

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import ECKey, RSAKey
 
 from app.config import ConfigurationError, load_settings
 
@@ -94,3 +96,88 @@ def test_every_problem_is_listed_at_once(env: pytest.MonkeyPatch) -> None:
     assert "AUTH0_CLIENT_ID: is not set" in message
     assert "AUTH0_CLIENT_SECRET: is not set" in message
     assert "SESSION_SECRET" in message
+
+
+# -- client authentication: a secret or a private key ---------------------------
+
+
+def rsa_pem(bits: int = 2048) -> str:
+    return RSAKey.generate_key(bits).as_pem(private=True).decode()
+
+
+def test_a_private_key_can_replace_the_client_secret(env: pytest.MonkeyPatch) -> None:
+    pem = rsa_pem()
+    env.setenv("AUTH0_CLIENT_SECRET", "")  # as left blank in .env.example
+    env.setenv("AUTH0_PRIVATE_KEY", pem.replace("\n", "\\n"))  # as some consoles store it
+    env.setenv("AUTH0_PRIVATE_KEY_ID", "key-1")
+
+    settings = load_settings()
+
+    assert settings.auth0_client_secret is None
+    key = settings.client_private_key
+    assert isinstance(key, RSAKey) and key.is_private and key.kid == "key-1"
+    assert key.as_pem(private=True).decode() == pem
+
+
+def test_a_private_key_file_is_read_at_startup(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    key = ECKey.generate_key("P-256")
+    path = tmp_path / "key.pem"
+    path.write_bytes(key.as_pem(private=True))
+    env.delenv("AUTH0_CLIENT_SECRET")
+    env.setenv("AUTH0_PRIVATE_KEY_FILE", str(path))
+
+    loaded = load_settings().client_private_key
+
+    assert isinstance(loaded, ECKey) and loaded.thumbprint() == key.thumbprint()
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "complaint"),
+    [
+        ("none", "AUTH0_CLIENT_SECRET", "is not set"),
+        ("both", "AUTH0_CLIENT_SECRET", "either a client secret or a private key, not both"),
+        ("inline and file", "AUTH0_PRIVATE_KEY_FILE", "either AUTH0_PRIVATE_KEY or"),
+        ("unparsable", "AUTH0_PRIVATE_KEY", "not an unencrypted PEM-encoded RSA or EC"),
+        ("public", "AUTH0_PRIVATE_KEY", "is a public key"),
+        ("small", "AUTH0_PRIVATE_KEY", "fewer than 2048 bits"),
+        ("secp256k1", "AUTH0_PRIVATE_KEY", "unsupported curve"),
+        ("missing file", "AUTH0_PRIVATE_KEY_FILE", "cannot be read"),
+    ],
+)
+def test_client_authentication_problems_stop_startup(
+    env: pytest.MonkeyPatch, tmp_path: Path, key: str, name: str, complaint: str
+) -> None:
+    pem = rsa_pem()
+    if key == "none":
+        env.delenv("AUTH0_CLIENT_SECRET")
+    elif key == "both":
+        env.setenv("AUTH0_PRIVATE_KEY", pem)
+    elif key == "inline and file":
+        (tmp_path / "key.pem").write_text(pem)
+        env.setenv("AUTH0_PRIVATE_KEY", pem)
+        env.setenv("AUTH0_PRIVATE_KEY_FILE", str(tmp_path / "key.pem"))
+    elif key == "unparsable":
+        pem = "-----BEGIN PRIVATE KEY-----\nTm90QUtleUF0QWxsU2VjcmV0\n-----END PRIVATE KEY-----\n"
+        env.setenv("AUTH0_PRIVATE_KEY", pem)
+    elif key == "public":
+        env.setenv("AUTH0_PRIVATE_KEY", RSAKey.import_key(pem).as_pem(private=False).decode())
+    elif key == "small":
+        with pytest.warns(SecurityWarning):
+            pem = rsa_pem(1024)
+        env.setenv("AUTH0_PRIVATE_KEY", pem)
+    elif key == "secp256k1":
+        pem = ECKey.generate_key("secp256k1").as_pem(private=True).decode()
+        env.setenv("AUTH0_PRIVATE_KEY", pem)
+    else:
+        env.setenv("AUTH0_PRIVATE_KEY_FILE", str(tmp_path / "missing.pem"))
+    if key not in ("none", "both"):
+        env.delenv("AUTH0_CLIENT_SECRET")
+
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+
+    message = str(error.value)
+    [problem] = [line for line in message.splitlines() if line.startswith("  - ")]
+    assert problem.startswith(f"  - {name}: ") and complaint in problem
+    body = [line for line in pem.splitlines() if "-----" not in line]
+    assert not any(line in message for line in body)  # keys never end up in logs

@@ -3,11 +3,17 @@
 HTTP happens here and only here; the checks themselves live in `tokens.py`.
 Discovery and the key set are cached; the key set is refetched (at most once a
 second) when a token names a key it does not have, which is how providers rotate keys.
+
+The app authenticates to the provider with its client secret (`client_secret_basic`,
+or `client_secret_post`) or with a private key (`private_key_jwt`, RFC 7523: a
+short-lived signed assertion per request). Login parameters go in the authorization
+URL, or are pushed to the provider first (PAR, RFC 9126) when configured or required.
 """
 
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +22,8 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc.jwk import KeySet
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from app.auth.errors import (
     AuthError,
@@ -36,13 +43,16 @@ from app.auth.tokens import (
     validate_logout_token,
     validate_refreshed_id_token,
 )
-from app.config import Settings
+from app.config import Settings, signing_algorithm
 
 logger = logging.getLogger("app.auth")
 METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched again
 JWKS_TTL = 3600
 JWKS_MIN_REFETCH_INTERVAL = 1.0  # seconds; bounds refetches caused by unknown key ids
 MAX_RESPONSE_BYTES = 256 * 1024
+MAX_REQUEST_URI_LENGTH = 2048
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ASSERTION_TTL = 60  # seconds a client assertion is valid
 
 T = TypeVar("T")
 
@@ -61,9 +71,15 @@ class ProviderMetadata:
     signing_algorithms: tuple[str, ...]
     client_auth_method: str
     iss_parameter_required: bool
+    pushed_authorization_request_endpoint: str | None = None
+    par_required: bool = False
 
     @classmethod
-    def from_document(cls, document: dict[str, Any], *, issuer: str) -> "ProviderMetadata":
+    def from_document(
+        cls, document: dict[str, Any], *, issuer: str, assertion_algorithm: str | None = None
+    ) -> "ProviderMetadata":
+        """Check a discovery document. `assertion_algorithm` is how our client assertions
+        are signed when the app has a private key; None when it has a client secret."""
         named = document.get("issuer")
         if not isinstance(named, str) or named.rstrip("/") != issuer.rstrip("/"):
             raise ProviderError(
@@ -73,15 +89,7 @@ class ProviderMetadata:
         allowed = tuple(alg for alg in SIGNING_ALGORITHMS if alg in _str_list(algorithms))
         if not allowed:
             raise ProviderError("The login service signs ID tokens with no algorithm we accept.")
-        methods = _str_list(
-            document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        )
-        if "client_secret_basic" in methods:
-            auth_method = "client_secret_basic"
-        elif "client_secret_post" in methods:
-            auth_method = "client_secret_post"
-        else:
-            raise ProviderError("The login service supports no client authentication we offer.")
+        auth_method = _client_auth_method(document, assertion_algorithm)
 
         def optional(name: str) -> str | None:
             return _endpoint(document, name) if document.get(name) else None
@@ -98,7 +106,34 @@ class ProviderMetadata:
             client_auth_method=auth_method,
             iss_parameter_required=document.get("authorization_response_iss_parameter_supported")
             is True,
+            pushed_authorization_request_endpoint=optional("pushed_authorization_request_endpoint"),
+            par_required=document.get("require_pushed_authorization_requests") is True,
         )
+
+
+def _client_auth_method(document: dict[str, Any], assertion_algorithm: str | None) -> str:
+    """How to authenticate at the token endpoint, given what the app has and the provider takes."""
+    methods = _str_list(
+        document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    )
+    if assertion_algorithm is not None:
+        if "private_key_jwt" not in methods:
+            raise ProviderError(
+                "The login service does not accept private keys (private_key_jwt) "
+                "for client authentication: set AUTH0_CLIENT_SECRET instead."
+            )
+        algorithms = document.get("token_endpoint_auth_signing_alg_values_supported")
+        if algorithms is not None and assertion_algorithm not in _str_list(algorithms):
+            raise ProviderError(
+                f"The login service does not accept client assertions signed with "
+                f"{assertion_algorithm}: use another kind of private key."
+            )
+        return "private_key_jwt"
+    if "client_secret_basic" in methods:
+        return "client_secret_basic"
+    if "client_secret_post" in methods:
+        return "client_secret_post"
+    raise ProviderError("The login service supports no client authentication we offer.")
 
 
 def _str_list(value: Any) -> list[str]:
@@ -120,6 +155,11 @@ class OidcClient:
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
+        # Loaded here, at startup: never read from a file per request.
+        self._private_key = settings.client_private_key
+        self._assertion_algorithm = (
+            signing_algorithm(self._private_key) if self._private_key is not None else None
+        )
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=settings.auth0_timeout,
@@ -149,7 +189,9 @@ class OidcClient:
                 try:
                     document = await self._request_json("GET", url)
                     self._metadata = ProviderMetadata.from_document(
-                        document, issuer=self.settings.issuer
+                        document,
+                        issuer=self.settings.issuer,
+                        assertion_algorithm=self._assertion_algorithm,
                     )
                 except ProviderError:
                     if self._metadata is None:
@@ -186,7 +228,7 @@ class OidcClient:
 
     # -- the login flow ------------------------------------------------------
 
-    def authorization_url(
+    async def authorization_url(
         self,
         metadata: ProviderMetadata,
         *,
@@ -195,6 +237,8 @@ class OidcClient:
         code_verifier: str,
         extra: dict[str, str],
     ) -> str:
+        """Where to send the browser to log in. With PAR the parameters go to the provider
+        directly and the URL carries only a reference to them."""
         params = {
             **extra,
             "response_type": "code",
@@ -208,8 +252,29 @@ class OidcClient:
         }
         if self.settings.auth0_audience:
             params[self.settings.auth0_audience_parameter] = self.settings.auth0_audience
+        if self.settings.auth0_use_par or metadata.par_required:
+            params = await self._push_authorization_request(metadata, params)
         separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
         return metadata.authorization_endpoint + separator + urlencode(params)
+
+    async def _push_authorization_request(
+        self, metadata: ProviderMetadata, params: dict[str, str]
+    ) -> dict[str, str]:
+        """RFC 9126: POST the login parameters; return what the authorization URL carries."""
+        endpoint = metadata.pushed_authorization_request_endpoint
+        if endpoint is None:
+            reason = "requires" if metadata.par_required else "AUTH0_USE_PAR asks for"
+            raise ProviderError(
+                f"The login service {reason} pushed authorization requests "
+                "but has no endpoint for them."
+            )
+        try:
+            body = await self._token_request(metadata, params, endpoint=endpoint)
+        except _OAuthError as exc:
+            raise ProviderError(
+                f"The login service refused the login request ({exc.error})."
+            ) from None
+        return {"client_id": self.settings.auth0_client_id, "request_uri": parse_par_response(body)}
 
     async def exchange_code(
         self, code: str, *, code_verifier: str, nonce: str
@@ -334,24 +399,40 @@ class OidcClient:
             if metadata.revocation_endpoint is None:
                 return
             form = {"token": refresh_token, "token_type_hint": "refresh_token"}
-            await self._token_request(metadata, form, endpoint=metadata.revocation_endpoint)
+            endpoint = metadata.revocation_endpoint
+            await self._token_request(metadata, form, endpoint=endpoint, empty_ok=True)
         except AuthError as exc:
             logger.info("auth.revoke_failed %s", exc.code)
 
     async def _token_request(
-        self, metadata: ProviderMetadata, form: dict[str, str], *, endpoint: str | None = None
+        self,
+        metadata: ProviderMetadata,
+        form: dict[str, str],
+        *,
+        endpoint: str | None = None,
+        empty_ok: bool = False,
     ) -> dict[str, Any]:
         """POST to the token endpoint (or `endpoint`), authenticated as this client."""
         client_id = self.settings.auth0_client_id
-        secret = self.settings.auth0_client_secret.get_secret_value()
+        key, secret = self._private_key, self.settings.auth0_client_secret
         auth = None
-        if metadata.client_auth_method == "client_secret_basic":
+        if key is not None:
+            assertion = client_assertion(
+                key, client_id=client_id, audience=metadata.issuer, now=int(time.time())
+            )
+            form = {
+                **form,
+                "client_id": client_id,
+                "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                "client_assertion": assertion,
+            }
+        elif secret is not None and metadata.client_auth_method == "client_secret_basic":
             # RFC 6749 §2.3.1: form-encode both parts before the Basic scheme encodes them.
-            auth = httpx.BasicAuth(quote_plus(client_id), quote_plus(secret))
-        else:
-            form = {**form, "client_id": client_id, "client_secret": secret}
+            auth = httpx.BasicAuth(quote_plus(client_id), quote_plus(secret.get_secret_value()))
+        elif secret is not None:
+            form = {**form, "client_id": client_id, "client_secret": secret.get_secret_value()}
         url = endpoint or metadata.token_endpoint
-        return await self._request_json("POST", url, data=form, auth=auth, empty_ok=bool(endpoint))
+        return await self._request_json("POST", url, data=form, auth=auth, empty_ok=empty_ok)
 
     def logout_url(
         self, metadata: ProviderMetadata | None, *, id_token: str | None, return_url: str
@@ -399,9 +480,10 @@ class OidcClient:
             data = json.loads(body)
         except ValueError:
             data = None
-        if response.status_code == 200 and isinstance(data, dict):
+        success = 200 <= response.status_code < 300  # PAR answers 201 Created
+        if success and isinstance(data, dict):
             return data
-        if response.status_code == 200 and empty_ok and not body.strip():
+        if success and empty_ok and not body.strip():
             return {}
         if (
             400 <= response.status_code < 500
@@ -422,6 +504,38 @@ class _OAuthError(ProviderError):
     def __init__(self, error: str) -> None:
         super().__init__(f"OAuth error {error}")
         self.error = error
+
+
+def client_assertion(key: RSAKey | ECKey, *, client_id: str, audience: str, now: int) -> str:
+    """A `private_key_jwt` client assertion (RFC 7523 §3): single use, valid for a minute.
+
+    `audience` is the provider's issuer, which Auth0 requires and other providers accept.
+    """
+    algorithm = signing_algorithm(key)
+    header = {"alg": algorithm, **({"kid": key.kid} if key.kid else {})}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": secrets.token_urlsafe(24),
+        "iat": now,
+        "exp": now + CLIENT_ASSERTION_TTL,
+    }
+    return jwt.encode(header, claims, key, algorithms=[algorithm])
+
+
+def parse_par_response(body: dict[str, Any]) -> str:
+    """The `request_uri` of a pushed authorization response (RFC 9126 §2.2), checked."""
+    request_uri, expires_in = body.get("request_uri"), body.get("expires_in")
+    if (
+        not isinstance(request_uri, str)
+        or not 0 < len(request_uri) <= MAX_REQUEST_URI_LENGTH
+        or not isinstance(expires_in, int)
+        or isinstance(expires_in, bool)
+        or expires_in <= 0
+    ):
+        raise ProviderError("The login service's answer to the login request is malformed.")
+    return request_uri
 
 
 def _import_key_set(document: dict[str, Any]) -> KeySet:

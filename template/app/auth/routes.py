@@ -56,7 +56,7 @@ async def login(request: Request, auth: AuthComponents, return_to: ReturnTo = No
     }
     metadata = await auth.client.metadata()
     transaction = LoginTransaction.start(safe_return_to(return_to))
-    url = auth.client.authorization_url(
+    url = await auth.client.authorization_url(
         metadata,
         state=transaction.state,
         nonce=transaction.nonce,
