@@ -84,6 +84,7 @@ class FakeProvider:
         self.id_token_claims: dict[str, Any] = {}
         self.id_token_header: dict[str, Any] = {}
         self.token_response: dict[str, Any] = {}
+        self.users: dict[str, dict[str, Any]] = {}  # username -> claims to add or change
         self.metadata: dict[str, Any] = {}
         self.replies: dict[str, Response] = {}  # endpoint name -> canned response
         self.reachable: Literal["yes", "refused", "timeout"] = "yes"
@@ -162,12 +163,14 @@ class FakeProvider:
         return self.sign(_merge(body, claims), _merge({"typ": "logout+jwt"}, header or {}))
 
     def user_claims(self, username: str) -> dict[str, Any]:
-        return {
+        """Who `username` is: made-up defaults, changed by `users[username]` (None removes)."""
+        claims = {
             "sub": username,
             "name": username.title(),
             "email": f"{username}@example.com",
             "email_verified": True,
         }
+        return _merge(claims, self.users.get(username, {}))
 
     # -- endpoints ----------------------------------------------------------------
 

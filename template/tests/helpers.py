@@ -63,6 +63,14 @@ def unsigned_token(claims: dict[str, Any], alg: str = "none") -> str:
     return f"{encode({'alg': alg, 'kid': 'dev-1'})}.{encode(claims)}."
 
 
+def send_backchannel_logout(
+    client: TestClient, provider: FakeProvider, *, sub: str | None = None, sid: str | None = None
+) -> httpx2.Response:
+    """Have the provider end sessions of `sub` (or of provider session `sid`) right away."""
+    token = provider.logout_token(sub=sub, sid=sid)
+    return client.post("/auth/backchannel-logout", data={"logout_token": token})
+
+
 def make_session(**changes: Any) -> Session:
     """A session for alice, as a login would create it, with `changes` applied."""
     started = int(time.time())
