@@ -172,6 +172,32 @@ class OidcClient(NamedTuple):
     client_secret: str
 
 
+@dataclass(frozen=True)
+class AccountActivity:
+    """What the provider did for one account (``GET /__test/account``), since it started.
+
+    ``token_grants``: successful token requests by grant type; ``token_errors``: failed ones by
+    grant type, then error code; ``revoked_grants``: grants revoked by the provider's own rules, by
+    route (``"revocation"``: RFC 7009, ``"token"``: reuse of a spent refresh token);
+    ``live_grants``: the account's grants that still exist.
+    """
+
+    token_grants: dict[str, int]
+    token_errors: dict[str, dict[str, int]]
+    revoked_grants: dict[str, int]
+    live_grants: int
+
+    @property
+    def refreshes(self) -> int:
+        """Successful ``grant_type=refresh_token`` requests."""
+        return self.token_grants.get("refresh_token", 0)
+
+    @property
+    def logins(self) -> int:
+        """Successful ``grant_type=authorization_code`` requests."""
+        return self.token_grants.get("authorization_code", 0)
+
+
 class OidcProvider(ChildProcess):
     """``tests/e2e/provider/server.mjs`` (panva oidc-provider) at ``http://127.0.0.1:<port>``.
 
@@ -255,6 +281,45 @@ class OidcProvider(ChildProcess):
         response = httpx.post(self.url("/__test/logout"), json=body, timeout=10)
         response.raise_for_status()
         return dict(response.json())
+
+    def configure_account(
+        self, sub: str, *, access_token_ttl: int | None = None, refresh_delay: float | None = None
+    ) -> None:
+        """Change how the account ``sub`` gets tokens from now on (test-only route).
+
+        ``access_token_ttl`` (seconds) applies to access tokens issued afterwards, including
+        refreshed ones; ``refresh_delay`` (seconds, 0 for none) holds back the token endpoint's
+        answers to its refresh requests. Arguments left out keep their current values.
+        """
+        body: dict[str, Any] = {"sub": sub}
+        if access_token_ttl is not None:
+            body["access_token_ttl"] = access_token_ttl
+        if refresh_delay is not None:
+            body["refresh_delay_ms"] = round(refresh_delay * 1000)
+        response = httpx.post(self.url("/__test/account"), json=body, timeout=10)
+        response.raise_for_status()
+
+    def account_activity(self, sub: str) -> AccountActivity:
+        """Token requests, errors and grants of the account ``sub`` (test-only route)."""
+        response = httpx.get(self.url("/__test/account"), params={"sub": sub}, timeout=10)
+        response.raise_for_status()
+        data = response.json()
+        return AccountActivity(
+            token_grants=data["token_grants"],
+            token_errors=data["token_errors"],
+            revoked_grants=data["revoked_grants"],
+            live_grants=data["live_grants"],
+        )
+
+    def revoke_grants(self, sub: str) -> int:
+        """Revoke every grant of ``sub`` with its tokens, telling no one (test-only route).
+
+        Like an administrator revoking the user's access: refresh tokens get ``invalid_grant``.
+        Returns how many grants there were.
+        """
+        response = httpx.post(self.url("/__test/revoke-grants"), json={"sub": sub}, timeout=10)
+        response.raise_for_status()
+        return int(response.json()["revoked"])
 
 
 # --- The generated app ----------------------------------------------------------------------------

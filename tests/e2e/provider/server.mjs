@@ -11,7 +11,11 @@
 //   REFRESH_TOKEN_TTL  seconds, default 86400
 //
 // Clients register themselves with Dynamic Client Registration (POST /reg, no initial access token).
-// Test-only routes: GET /__test/health, POST /__test/logout {"sub": "...", "client_id"?: "..."}.
+// Test-only routes: GET /__test/health, POST /__test/logout {"sub": "...", "client_id"?: "..."},
+// and per account (any login id: tests pick their own, so they can share one provider):
+//   POST /__test/account {"sub", "access_token_ttl"?, "refresh_delay_ms"?}: how tokens are issued
+//   GET  /__test/account?sub=...: token grants and errors so far, revoked and live grants
+//   POST /__test/revoke-grants {"sub"}: revoke its grants (as an administrator would), send nothing
 // Prints "ready <issuer>" on stdout once it accepts connections.
 
 import http from 'node:http';
@@ -75,6 +79,9 @@ async function getResourceServerInfo(_ctx, resourceIndicator) {
   };
 }
 
+// TEST-ONLY per-account settings: {accessTokenTtl?, refreshDelayMs?}; see POST /__test/account.
+const accountSettings = new Map();
+
 const configuration = {
   findAccount,
   scopes: ['openid', 'profile', 'email', 'offline_access'],
@@ -96,7 +103,8 @@ const configuration = {
     && (source.scopes.has('offline_access') || client.clientAuthMethod !== 'none'),
   rotateRefreshToken: true,
   ttl: {
-    AccessToken: ACCESS_TOKEN_TTL,
+    AccessToken: (_ctx, token) => accountSettings.get(token.accountId)?.accessTokenTtl
+      ?? token.resourceServer?.accessTokenTTL ?? ACCESS_TOKEN_TTL,
     IdToken: ID_TOKEN_TTL,
     RefreshToken: REFRESH_TOKEN_TTL,
     Grant: REFRESH_TOKEN_TTL,
@@ -134,6 +142,96 @@ provider.on('session.destroyed', (session) => sessionAccounts.delete(session.jti
 provider.on('backchannel.error', (_ctx, error, client) => {
   console.error(`back-channel logout to ${client.clientId} failed: ${error.message}`);
 });
+
+// TEST-ONLY statistics per account, from the provider's events. Token requests count by grant type;
+// errors by grant type and error code; revoked grants by the route that revoked them ("revocation":
+// RFC 7009, "token": refresh token reuse detection). A failed request is counted for the account of
+// its refresh token even when the token is gone (revoked), so the token values are remembered.
+const accountStats = new Map();
+const grantAccounts = new Map(); // grant id -> account id
+const refreshTokenAccounts = new Map(); // refresh token value -> account id
+
+function statsOf(accountId) {
+  let stats = accountStats.get(accountId);
+  if (!stats) {
+    stats = { token_grants: {}, token_errors: {}, revoked_grants: {} };
+    accountStats.set(accountId, stats);
+  }
+  return stats;
+}
+
+function increment(counter, key) {
+  counter[key] = (counter[key] ?? 0) + 1;
+}
+
+function tokenRequestAccount(ctx) {
+  return ctx.oidc?.account?.accountId
+    ?? ctx.oidc?.entities?.RefreshToken?.accountId
+    ?? refreshTokenAccounts.get(ctx.oidc?.params?.refresh_token);
+}
+
+provider.on('grant.saved', (grant) => grantAccounts.set(grant.jti, grant.accountId));
+provider.on('refresh_token.saved', (token) => refreshTokenAccounts.set(token.jti, token.accountId));
+provider.on('grant.success', (ctx) => {
+  const accountId = tokenRequestAccount(ctx);
+  if (accountId) increment(statsOf(accountId).token_grants, ctx.oidc.params.grant_type);
+});
+provider.on('grant.error', (ctx, error) => {
+  const accountId = tokenRequestAccount(ctx);
+  if (!accountId) return;
+  const errors = statsOf(accountId).token_errors;
+  const grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
+  errors[grantType] ??= {};
+  increment(errors[grantType], error.error ?? 'server_error');
+});
+provider.on('grant.revoked', (ctx, grantId) => {
+  const accountId = grantAccounts.get(grantId);
+  if (accountId) increment(statsOf(accountId).revoked_grants, ctx.oidc?.route ?? 'unknown');
+});
+
+// TEST-ONLY: a slow token endpoint for refresh grants of accounts with a refreshDelayMs. The delay
+// comes after the grant is done and before the answer is sent (a slow network back to the client).
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.oidc?.route !== 'token' || ctx.oidc.params?.grant_type !== 'refresh_token') return;
+  const delay = accountSettings.get(tokenRequestAccount(ctx))?.refreshDelayMs;
+  if (delay) await new Promise((resolve) => { setTimeout(resolve, delay); });
+});
+
+async function liveGrantsOf(accountId) {
+  const grantIds = [...grantAccounts].filter(([, owner]) => owner === accountId).map(([id]) => id);
+  const grants = await Promise.all(grantIds.map((id) => provider.Grant.find(id)));
+  return grantIds.filter((_id, index) => grants[index]);
+}
+
+async function accountReport(sub) {
+  const live = await liveGrantsOf(sub);
+  return { sub, ...statsOf(sub), live_grants: live.length };
+}
+
+class BadRequest extends Error {}
+
+function configureAccount({ sub, access_token_ttl: ttl, refresh_delay_ms: delay }) {
+  const settings = accountSettings.get(sub) ?? {};
+  if (ttl !== undefined) {
+    if (ttl !== null && !(Number.isInteger(ttl) && ttl > 0)) {
+      throw new BadRequest('access_token_ttl must be a positive integer or null');
+    }
+    settings.accessTokenTtl = ttl ?? undefined;
+  }
+  if (delay !== undefined) {
+    if (delay !== null && !(Number.isInteger(delay) && delay >= 0)) {
+      throw new BadRequest('refresh_delay_ms must be a non-negative integer or null');
+    }
+    settings.refreshDelayMs = delay ?? undefined;
+  }
+  accountSettings.set(sub, settings);
+  return {
+    sub,
+    access_token_ttl: settings.accessTokenTtl ?? null,
+    refresh_delay_ms: settings.refreshDelayMs ?? 0,
+  };
+}
 
 async function sessionsOf(accountId) {
   const sessions = [];
@@ -208,12 +306,32 @@ async function readJson(req) {
   return JSON.parse(text || '{}');
 }
 
+// TEST-ONLY: revokes every grant of `sub` (its tokens stop working), as an administrator would.
+async function revokeGrantsOf({ sub }) {
+  const grantIds = await liveGrantsOf(sub);
+  await Promise.all(grantIds.map(revokeGrant));
+  return { sub, revoked: grantIds.length };
+}
+
+const postRoutes = new Map([
+  ['/__test/logout', logoutAccount],
+  ['/__test/account', configureAccount],
+  ['/__test/revoke-grants', revokeGrantsOf],
+]);
+
 // TEST-ONLY routes under /__test/; everything else is the OpenID provider.
 async function handleTestRoute(req, res) {
-  const { pathname } = new URL(req.url, ISSUER);
+  const { pathname, searchParams } = new URL(req.url, ISSUER);
   if (req.method === 'GET' && pathname === '/__test/health') {
     sendJson(res, 200, { status: 'ok', issuer: ISSUER });
-  } else if (req.method === 'POST' && pathname === '/__test/logout') {
+  } else if (req.method === 'GET' && pathname === '/__test/account') {
+    const sub = searchParams.get('sub');
+    if (!sub) {
+      sendJson(res, 400, { error: 'sub is required' });
+      return;
+    }
+    sendJson(res, 200, await accountReport(sub));
+  } else if (req.method === 'POST' && postRoutes.has(pathname)) {
     let body;
     try {
       body = await readJson(req);
@@ -225,7 +343,12 @@ async function handleTestRoute(req, res) {
       sendJson(res, 400, { error: 'sub is required' });
       return;
     }
-    sendJson(res, 200, await logoutAccount(body));
+    try {
+      sendJson(res, 200, await postRoutes.get(pathname)(body));
+    } catch (error) {
+      if (!(error instanceof BadRequest)) throw error;
+      sendJson(res, 400, { error: error.message });
+    }
   } else {
     sendJson(res, 404, { error: 'no such test route' });
   }
