@@ -40,7 +40,7 @@ def test_browser_login_from_a_protected_page(
 
     expect(page).to_have_url(app_server.url("/profile"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Alice")
-    expect(page.locator("main > p")).to_have_text("alice@example.com")
+    expect(page.locator("main > p").first).to_have_text("alice@example.com")
     page.screenshot(path=artifacts_dir / "app-profile.png", full_page=True)
     assert page.request.get(app_server.url("/auth/profile")).json() == ALICE
 
