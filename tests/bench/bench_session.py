@@ -119,14 +119,16 @@ class StoreResult:
 
     @property
     def ratio(self) -> float:
-        """Throughput of /auth/profile over /bench/baseline (medians of the rounds)."""
-        return self.median("profile") / self.median("baseline")
+        """Throughput of /auth/profile over /bench/baseline: the median of the rounds' ratios
+        (the two runs of a round are back to back, so a change in machine load hits both)."""
+        pairs = zip(self.runs["profile"], self.runs["baseline"], strict=True)
+        return statistics.median(p.requests_per_second / b.requests_per_second for p, b in pairs)
 
     @property
     def cpu_ratio(self) -> float:
         """The same from the app's CPU time per request: the ratio if only the app needed CPU."""
-        metric = "cpu_us_per_request"
-        return self.median("baseline", metric) / self.median("profile", metric)
+        pairs = zip(self.runs["profile"], self.runs["baseline"], strict=True)
+        return statistics.median(b.cpu_us_per_request / p.cpu_us_per_request for p, b in pairs)
 
 
 def cpu_seconds(pid: int) -> float:
