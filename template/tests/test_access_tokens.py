@@ -174,3 +174,19 @@ def test_logout_is_not_held_up_by_a_failing_revocation(
 
 def test_the_example_needs_a_login(client: TestClient) -> None:
     assert client.get("/api-example", headers={"accept": "application/json"}).status_code == 401
+
+
+def test_a_refreshed_id_token_about_another_user_is_refused(
+    client: TestClient, short_tokens: FakeProvider
+) -> None:
+    log_in(client, short_tokens)
+    before = stored_session(client)
+    short_tokens.id_token_claims = {"sub": "mallory"}
+
+    response = client.get("/api-example", headers={"accept": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_token"
+    after = stored_session(client)
+    assert after is not None and before is not None
+    assert after.user["sub"] == "alice" and after.access_tokens == before.access_tokens

@@ -41,7 +41,6 @@ from app.auth.tokens import (
     parse_token_response,
     validate_id_token,
     validate_logout_token,
-    validate_refreshed_id_token,
 )
 from app.config import Settings, signing_algorithm
 
@@ -304,7 +303,13 @@ class OidcClient:
         return tokens, claims
 
     async def _validate_id_token(
-        self, metadata: ProviderMetadata, id_token: str, *, nonce: str, now: int
+        self,
+        metadata: ProviderMetadata,
+        id_token: str,
+        *,
+        now: int,
+        nonce: str | None = None,
+        sub: str | None = None,
     ) -> dict[str, Any]:
         def validate(keys: KeySet) -> dict[str, Any]:
             return validate_id_token(
@@ -312,9 +317,10 @@ class OidcClient:
                 keys,
                 issuer=metadata.issuer,
                 client_id=self.settings.auth0_client_id,
-                nonce=nonce,
                 algorithms=metadata.signing_algorithms,
                 now=now,
+                nonce=nonce,
+                sub=sub,
             )
 
         return await self._with_keys(validate)
@@ -362,20 +368,7 @@ class OidcClient:
         now = int(time.time())
         tokens = parse_token_response(body, now=now, id_token_required=False)
         if tokens.id_token is not None:
-            id_token = tokens.id_token
-
-            def validate(keys: KeySet) -> dict[str, Any]:
-                return validate_refreshed_id_token(
-                    id_token,
-                    keys,
-                    issuer=metadata.issuer,
-                    client_id=self.settings.auth0_client_id,
-                    algorithms=metadata.signing_algorithms,
-                    now=now,
-                    sub=sub,
-                )
-
-            await self._with_keys(validate)
+            await self._validate_id_token(metadata, tokens.id_token, now=now, sub=sub)
         return tokens
 
     async def userinfo(self, access_token: str, *, sub: str) -> dict[str, Any]:

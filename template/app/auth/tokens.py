@@ -98,33 +98,23 @@ def validate_id_token(
     *,
     issuer: str,
     client_id: str,
-    nonce: str,
     algorithms: tuple[str, ...],
     now: int,
+    nonce: str | None = None,
+    sub: str | None = None,
 ) -> dict[str, Any]:
-    """Verify the signature and claims of an ID token; return its claims."""
+    """Verify the signature and claims of an ID token; return its claims.
+
+    At login the `nonce` must be the one sent; an ID token from a refresh has none
+    to check, but must be about the session's user, `sub` (Core §12.2).
+    """
     claims = verify_signature(token, keys, algorithms=algorithms)
     check_claims(claims, issuer=issuer, client_id=client_id, now=now)
-    expected_nonce = claims.get("nonce")
-    if not isinstance(expected_nonce, str) or not hmac.compare_digest(expected_nonce, nonce):
-        raise InvalidToken("The ID token was not issued for this login (nonce mismatch).")
-    return claims
-
-
-def validate_refreshed_id_token(
-    token: str,
-    keys: KeySet,
-    *,
-    issuer: str,
-    client_id: str,
-    algorithms: tuple[str, ...],
-    now: int,
-    sub: str,
-) -> dict[str, Any]:
-    """An ID token from a refresh (Core §12.2): checked like at login, and for the same user."""
-    claims = verify_signature(token, keys, algorithms=algorithms)
-    check_claims(claims, issuer=issuer, client_id=client_id, now=now)
-    if claims.get("sub") != sub:
+    if nonce is not None:
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
+            raise InvalidToken("The ID token was not issued for this login (nonce mismatch).")
+    if sub is not None and claims.get("sub") != sub:
         raise InvalidToken("The refreshed ID token is for another user.")
     return claims
 
