@@ -22,8 +22,11 @@ class AuthStateMiddleware:
         async def send_with_auth_state(message: Message) -> None:
             state: RequestAuthState | None = scope.get(SCOPE_KEY)
             if state is not None and message["type"] == "http.response.start":
-                headers = message["headers"] = list(message.get("headers", ()))
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                headers = message.setdefault("headers", [])
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers)
+                # ASGI header names are lower-case.
+                if all(name != b"cache-control" for name, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 headers.extend(state.deferred_headers)
             await send(message)
