@@ -1,11 +1,14 @@
 """The template renders a clean, working project: linted, typed, tested, reproducible."""
 
 import filecmp
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from components import PostgresServer, RedisServer
 from rendering import REPO, Project, render
 
@@ -163,3 +166,43 @@ def test_bad_answers_are_refused_with_a_message(
 ) -> None:
     with pytest.raises(ValueError, match=complaint):
         render(tmp_path / "p", **answers)
+
+
+@pytest.mark.parametrize(
+    ("store", "services"), [("cookie", set()), ("redis", {"redis"}), ("sql", {"postgres"})]
+)
+def test_the_ci_workflow_checks_everything_with_the_stores_service(
+    tmp_path: Path, store: str, services: set[str]
+) -> None:
+    project = render(tmp_path / "project", session_store=store)
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+
+    job = workflow["jobs"]["test"]
+    assert set(job.get("services", {})) == services
+    actions = [step["uses"] for step in job["steps"] if "uses" in step]
+    assert actions and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", a) for a in actions)
+    commands = " | ".join(step.get("run", "") for step in job["steps"])
+    for check in ("ruff check", "ruff format --check", "mypy", "pytest"):
+        assert check in commands
+
+
+def test_no_ci_answer_means_no_workflow(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", ci="none")
+
+    assert not (project / ".github").exists()
+
+
+def test_the_dockerfile_passes_hadolint(default_project: Project) -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        message = "hadolint is missing: pip install -r tests/requirements.txt"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    default_project.run(hadolint, "Dockerfile")
+    dockerfile = (default_project.path / "Dockerfile").read_text()
+    assert "\nUSER 10001\n" in dockerfile  # not root
+    assert (
+        "SECRET" not in dockerfile
+        and ".env" in (default_project.path / ".dockerignore").read_text()
+    )

@@ -1,0 +1,41 @@
+"""One log line per auth event, and never a token, code or secret in any of them."""
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from devserver.provider import FakeProvider
+from tests.helpers import log_in, query, send_backchannel_logout, start_login
+
+
+def test_auth_events_are_logged_without_secrets(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.auth")
+    provider.token_ttl = 30  # so /api-example refreshes
+
+    authorize_url = start_login(client).headers["location"]
+    callback = provider.login(authorize_url)
+    client.get(callback)
+    login_tokens = provider.issued[-1]
+    client.get("/api-example")
+    send_backchannel_logout(client, provider, sub="alice")
+    log_in(client, provider)
+    client.get("/auth/logout")
+
+    events = [record.getMessage().split()[0] for record in caplog.records]
+    for event in ("auth.login", "auth.refresh", "auth.backchannel_logout", "auth.logout"):
+        assert event in events
+    secrets = [
+        query(callback)["code"],
+        query(authorize_url)["state"],
+        query(authorize_url)["nonce"],
+        provider.client_secret,
+        *(provider.issued[i][name] for i in range(len(provider.issued))
+          for name in ("id_token", "access_token", "refresh_token") if name in provider.issued[i]),
+        login_tokens["id_token"].split(".")[2],
+        *(value for name, value in client.cookies.items()),
+    ]  # fmt: skip
+    logged = caplog.text
+    assert not [secret for secret in secrets if secret and secret in logged]
