@@ -9,6 +9,7 @@ installed skips the test (or fails it when ``CI=true``), see :func:`missing_comp
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -577,7 +578,8 @@ class PostgresServer(ChildProcess):
         super()._signal(signum)
         assert self._process is not None
         for pid in child_pids(self._process.pid):
-            os.kill(pid, signum)
+            with contextlib.suppress(ProcessLookupError):  # a backend that just exited
+                os.kill(pid, signum)
 
     def stop(self) -> None:
         if self.running:
