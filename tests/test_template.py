@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from components import PostgresServer, RedisServer
-from rendering import REPO, Project, render
+from rendering import REPO, Project, render, uv
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
 # Copier's Jinja syntax: `{{ name ...`, `{% if ...`, `{# ...` (Python dicts like `{}}` are fine).
@@ -65,6 +65,11 @@ def test_generated_project_tests_pass(
     else:
         run_generated_tests(store_project)  # logout records in SQLite
         run_generated_tests(store_project, REDIS_URL=redis_server.url)  # ... and in Redis
+
+
+def test_the_lock_file_is_current(store_project: Project) -> None:
+    result = store_project.run(uv(), "lock", "--check")
+    assert result.returncode == 0
 
 
 def test_only_the_chosen_code_is_generated(store_project: Project) -> None:
