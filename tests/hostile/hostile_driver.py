@@ -459,15 +459,6 @@ def test_raw_query_bytes(client: TestClient, route: Route, raw: bytes) -> None:
     check(asgi(client, route.method, route.target, query_string=raw, headers=html), route)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template bug: raw non-UTF-8 bytes in the ASGI query_string (b'state=\\x80') give "
-    "500 (UnicodeDecodeError) on /auth/callback, /auth/profile, /profile, /api-example, "
-    "/auth/access-token: auth_error_handler (app/auth/errors.py) and require_session "
-    "(app/auth/deps.py) read request.url, and Starlette's URL(scope=...) decodes the query "
-    "string as strict UTF-8. uvicorn (h11 and httptools) refuses such request lines with "
-    "400 itself; servers that pass raw bytes reach the app.",
-)
 def test_raw_non_utf8_query_bytes(client: TestClient) -> None:
     """Out of the ASGI spec (query_string should be percent-encoded), but some servers
     pass what they were sent: still no 5xx."""
@@ -1268,13 +1259,6 @@ def test_fuzzed_forwarding_headers_never_reach_urls(
         check(send(client, route, headers={**headers, "accept": "text/html"}), route)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template bug: FastAPI's redirect_slashes (on by default) answers /auth/login/, "
-    "/auth/callback/?code=..., /auth/logout/, /profile/ with a 307 to an absolute URL built "
-    "from the Host header (Host: evil.example -> Location: http://evil.example/auth/login), "
-    "not from APP_BASE_URL; fix: FastAPI(..., redirect_slashes=False) in app/main.py.jinja",
-)
 def test_trailing_slash_redirects_ignore_the_host_header(client: TestClient) -> None:
     for path in ("/auth/login/", "/auth/callback/?code=c&state=s", "/auth/logout/", "/profile/"):
         answer = fresh(client).get(path, headers={"host": EVIL})

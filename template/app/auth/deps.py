@@ -36,8 +36,9 @@ async def require_session(request: Request) -> Session:
     """The session; anonymous browsers are sent to log in, other clients get 401."""
     session = await get_session(request)
     if session is None:
-        path = request.url.path
-        query = request.url.query
+        # From the scope, not `request.url` (which fails on a query that is not UTF-8).
+        path = str(request.scope["path"])
+        query = request.scope.get("query_string", b"").decode("utf-8", errors="replace")
         raise NotAuthenticated(login_redirect=f"{path}?{query}" if query else path)
     if not policy.authorize(session.user, request):
         raise Forbidden()

@@ -132,9 +132,9 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
         return RedirectResponse(login_url(exc.login_redirect), status_code=303)
     if exc.status_code >= 500:
-        logger.warning("auth.error code=%s path=%s: %s", exc.code, request.url.path, exc.message)
+        logger.warning("auth.error code=%s path=%s: %s", exc.code, _path(request), exc.message)
     else:
-        logger.info("auth.error code=%s path=%s", exc.code, request.url.path)
+        logger.info("auth.error code=%s path=%s", exc.code, _path(request))
 
     headers = {"Cache-Control": "no-store"}
     if wants_html(request):
@@ -153,7 +153,12 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
 
 def _destination(request: Request) -> str:
     """Where the user was going when the error happened (for "log in again")."""
-    path = request.url.path
+    path = _path(request)
     if path == "/auth/login":
         return request.query_params.get("returnTo") or "/"
     return "/" if path.startswith("/auth/") else path
+
+
+def _path(request: Request) -> str:
+    # Not `request.url`: it decodes the raw query string and fails on invalid UTF-8.
+    return str(request.scope["path"])
