@@ -53,7 +53,18 @@ class _Grant:
     nonce: str | None = None
     redirect_uri: str = ""
     code_challenge: str = ""
+    audience: str | None = None  # the API asked for at login
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    """Who an access token is about, and what it is for."""
+
+    grant: _Grant
+    audience: str | None
+    scope: str
+    expires_at: float
 
 
 @dataclass
@@ -101,20 +112,21 @@ class FakeProvider:
         self._assertion_ids: set[str] = set()
         self._codes: dict[str, _Grant] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
-        self._access_tokens: dict[str, _Grant] = {}
-        self.app = Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", self._discovery),
-                Route("/jwks", self._jwks),
-                Route("/authorize", self._authorize, methods=["GET", "POST"]),
-                Route("/par", self._par, methods=["POST"]),
-                Route("/token", self._token, methods=["POST"]),
-                Route("/userinfo", self._userinfo),
-                Route("/revoke", self._revoke, methods=["POST"]),
-                Route("/logout", self._logout),
-            ]
-        )
+        self._access_tokens: dict[str, IssuedAccessToken] = {}
+        self.app = Starlette(routes=self._routes())
         self.transport = _ProviderTransport(self)
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/.well-known/openid-configuration", self._discovery),
+            Route("/jwks", self._jwks),
+            Route("/authorize", self._authorize, methods=["GET", "POST"]),
+            Route("/par", self._par, methods=["POST"]),
+            Route("/token", self._token, methods=["POST"]),
+            Route("/userinfo", self._userinfo),
+            Route("/revoke", self._revoke, methods=["POST"]),
+            Route("/logout", self._logout),
+        ]
 
     # -- what tests call directly ---------------------------------------------
 
@@ -264,6 +276,7 @@ class FakeProvider:
             nonce=request.get("nonce"),
             redirect_uri=redirect_uri,
             code_challenge=request.get("code_challenge", ""),
+            audience=request.get("audience") or request.get("resource"),
         )
         answer = {"code": code, "state": request.get("state", ""), "iss": self.issuer}
         return f"{redirect_uri}?{urlencode(answer)}"
@@ -298,6 +311,10 @@ class FakeProvider:
         self.token_requests.append(_without_credentials(form))
         if not self._client_authenticated(request, form):
             return _oauth_error("invalid_client", 401)
+        return self._grant(form)
+
+    def _grant(self, form: dict[str, str]) -> Response:
+        """The token endpoint's answer to an authenticated client's request."""
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
             grant = self._codes.pop(form.get("code", ""), None)
@@ -315,7 +332,8 @@ class FakeProvider:
                 return _oauth_error("invalid_grant")
         else:
             return _oauth_error("unsupported_grant_type")
-        body = _merge(self._issue_tokens(grant, form.get("scope")), self.token_response)
+        audience = form.get("audience") or form.get("resource") or grant.audience
+        body = _merge(self._issue_tokens(grant, form.get("scope"), audience), self.token_response)
         self.issued.append(body)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -363,7 +381,9 @@ class FakeProvider:
         self.client_assertions.append(token)
         return True
 
-    def _issue_tokens(self, grant: _Grant, scope: str | None = None) -> dict[str, Any]:
+    def _issue_tokens(
+        self, grant: _Grant, scope: str | None = None, audience: str | None = None
+    ) -> dict[str, Any]:
         now = int(time.time())
         claims = {
             **self.user_claims(grant.username),
@@ -377,12 +397,15 @@ class FakeProvider:
         if grant.nonce:
             claims["nonce"] = grant.nonce
         access_token = secrets.token_urlsafe(32)
-        self._access_tokens[access_token] = grant
+        scope = scope or grant.scope  # a refresh may ask for other API scopes
+        self._access_tokens[access_token] = IssuedAccessToken(
+            grant, audience, scope, expires_at=now + self.token_ttl
+        )
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": self.token_ttl,
-            "scope": scope or grant.scope,  # a refresh may ask for other API scopes
+            "scope": scope,
             "id_token": self.sign(_merge(claims, self.id_token_claims), self.id_token_header),
         }
         if "offline_access" in grant.scope.split():
@@ -405,11 +428,15 @@ class FakeProvider:
     async def _userinfo(self, request: Request) -> Response:
         if (reply := self._reply("userinfo")) is not None:
             return reply
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        grant = self._access_tokens.get(token)
-        if grant is None:
+        issued = self.access_token_of(request)
+        if issued is None:
             return _oauth_error("invalid_token", 401)
-        return JSONResponse(self.user_claims(grant.username))
+        return JSONResponse(self.user_claims(issued.grant.username))
+
+    def access_token_of(self, request: Request) -> IssuedAccessToken | None:
+        """The access token a request carries (`Authorization: Bearer`), if we issued it."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return self._access_tokens.get(token)
 
     async def _logout(self, request: Request) -> Response:
         if (reply := self._reply("logout")) is not None:

@@ -4,8 +4,9 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from app.auth.cookies import CookieCipher
 from devserver.provider import FakeProvider
-from tests.helpers import APP_URL, ISSUER, log_in, query, session_cookies, start_login
+from tests.helpers import APP_URL, ISSUER, auth_of, log_in, query, session_cookies, start_login
 
 
 def test_login_redirects_to_the_provider_with_pkce_state_and_nonce(client: TestClient) -> None:
@@ -112,6 +113,21 @@ def test_too_many_pending_logins_drop_the_oldest(client: TestClient) -> None:
     }
     assert len(pending) == 8
     assert set(states[-8:]) == pending
+
+
+def test_a_login_started_before_transactions_had_a_kind_completes(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    authorize_url = start_login(client).headers["location"]
+    [cookie] = [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    cipher = CookieCipher(auth_of(client).settings.session_secrets, "transaction")
+    payload = cipher.decrypt(cookie.value or "")
+    assert payload is not None and payload.pop("kind") == "login"
+    del payload["auth_session"]  # as written by the app before these fields existed
+    client.cookies.set(cookie.name, cipher.encrypt(payload), domain=cookie.domain, path="/auth")
+
+    assert client.get(provider.login(authorize_url)).status_code == 303
+    assert client.get("/auth/profile").json()["sub"] == "alice"
 
 
 def test_login_with_the_provider_down_shows_a_friendly_page(

@@ -235,21 +235,27 @@ class OidcClient:
         nonce: str,
         code_verifier: str,
         extra: dict[str, str],
+        redirect_uri: str | None = None,
+        scope: str | None = None,
     ) -> str:
         """Where to send the browser to log in. With PAR the parameters go to the provider
-        directly and the URL carries only a reference to them."""
+        directly and the URL carries only a reference to them.
+
+        Other flows through the authorization endpoint (account linking) come back to
+        their own `redirect_uri`, ask for their own `scope`, and ask for no API.
+        """
         params = {
             **extra,
             "response_type": "code",
             "client_id": self.settings.auth0_client_id,
-            "redirect_uri": self.settings.redirect_uri,
-            "scope": self.settings.auth0_scope,
+            "redirect_uri": redirect_uri or self.settings.redirect_uri,
+            "scope": scope or self.settings.auth0_scope,
             "state": state,
             "nonce": nonce,
             "code_challenge": create_s256_code_challenge(code_verifier),
             "code_challenge_method": "S256",
         }
-        if self.settings.auth0_audience:
+        if self.settings.auth0_audience and scope is None:
             params[self.settings.auth0_audience_parameter] = self.settings.auth0_audience
         if self.settings.auth0_use_par or metadata.par_required:
             params = await self._push_authorization_request(metadata, params)
@@ -269,26 +275,36 @@ class OidcClient:
             )
         try:
             body = await self._token_request(metadata, params, endpoint=endpoint)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             raise ProviderError(
                 f"The login service refused the login request ({exc.error})."
             ) from None
         return {"client_id": self.settings.auth0_client_id, "request_uri": parse_par_response(body)}
 
     async def exchange_code(
-        self, code: str, *, code_verifier: str, nonce: str
+        self,
+        code: str,
+        *,
+        code_verifier: str,
+        nonce: str,
+        redirect_uri: str | None = None,
+        sub: str | None = None,
     ) -> tuple[TokenSet, dict[str, Any]]:
-        """Redeem an authorization code; return the checked tokens and the ID token's claims."""
+        """Redeem an authorization code; return the checked tokens and the ID token's claims.
+
+        `redirect_uri` is the one the authorization request named (by default the login's);
+        with `sub`, the ID token must be about that user (a flow for a logged-in user).
+        """
         metadata = await self.metadata()
         form = {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": self.settings.redirect_uri,
+            "redirect_uri": redirect_uri or self.settings.redirect_uri,
             "code_verifier": code_verifier,
         }
         try:
             body = await self._token_request(metadata, form)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             if exc.error in ("invalid_grant", "invalid_request"):
                 raise LoginFailed(
                     "The login code was rejected (it may have expired or been used already). "
@@ -299,7 +315,7 @@ class OidcClient:
         now = int(time.time())
         tokens = parse_token_response(body, now=now)  # with an ID token, or it raises
         id_token = tokens.id_token or ""
-        claims = await self._validate_id_token(metadata, id_token, nonce=nonce, now=now)
+        claims = await self._validate_id_token(metadata, id_token, nonce=nonce, now=now, sub=sub)
         return tokens, claims
 
     async def _validate_id_token(
@@ -361,7 +377,7 @@ class OidcClient:
             form["scope"] = scope
         try:
             body = await self._token_request(metadata, form)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             if exc.error == "invalid_grant":
                 raise SessionEnded() from None
             raise ProviderError(f"The login service refused to refresh ({exc.error}).") from None
@@ -379,7 +395,7 @@ class OidcClient:
         headers = {"Authorization": f"Bearer {access_token}"}
         try:
             claims = await self._request_json("GET", metadata.userinfo_endpoint, headers=headers)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             raise ProviderError(f"The login service refused the token ({exc.error}).") from None
         if claims.get("sub") != sub:  # Core §5.3.2: never trust userinfo for another user
             raise ProviderError("The login service's userinfo is about another user.")
@@ -451,6 +467,27 @@ class OidcClient:
         self, method: str, url: str, *, empty_ok: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
         """Send a request; return its JSON object body (bounded in size; `{}` if `empty_ok`)."""
+        status, body = await self._send(method, url, **kwargs)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        success = 200 <= status < 300  # PAR answers 201 Created
+        if success and isinstance(data, dict):
+            return data
+        if success and empty_ok and not body.strip():
+            return {}
+        if 400 <= status < 500 and isinstance(data, dict) and isinstance(data.get("error"), str):
+            raise OAuthError(data["error"][:64])
+        if status >= 500 or status == 429:
+            raise ProviderUnavailable(
+                "The login service is having trouble right now. Please try again shortly."
+            )
+        raise ProviderError("The login service sent a response we could not understand.")
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
+        """Send a request; return its status and body, which may be no larger than
+        MAX_RESPONSE_BYTES. Network failures and timeouts become provider errors."""
         try:
             async with self._http.stream(method, url, **kwargs) as response:
                 declared = response.headers.get("content-length", "0")
@@ -469,29 +506,10 @@ class OidcClient:
             raise ProviderUnavailable(
                 "The login service cannot be reached right now. Please try again shortly."
             ) from None
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        success = 200 <= response.status_code < 300  # PAR answers 201 Created
-        if success and isinstance(data, dict):
-            return data
-        if success and empty_ok and not body.strip():
-            return {}
-        if (
-            400 <= response.status_code < 500
-            and isinstance(data, dict)
-            and isinstance(data.get("error"), str)
-        ):
-            raise _OAuthError(data["error"][:64])
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ProviderUnavailable(
-                "The login service is having trouble right now. Please try again shortly."
-            )
-        raise ProviderError("The login service sent a response we could not understand.")
+        return response.status_code, bytes(body)
 
 
-class _OAuthError(ProviderError):
+class OAuthError(ProviderError):
     """An OAuth error response (`{"error": ...}`) from the provider."""
 
     def __init__(self, error: str) -> None:

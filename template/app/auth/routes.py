@@ -1,6 +1,7 @@
 """The /auth routes. Thin: each one reads the request and calls into the modules below it."""
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from app.auth import policy
+from app.auth.client import ProviderMetadata
 from app.auth.components import Auth
 from app.auth.deps import AuthComponents, get_session
 from app.auth.errors import (
@@ -79,13 +81,32 @@ async def callback(
     error_description: Param = None,
 ) -> Response:
     """Finish a login: check the provider's answer, redeem the code, start a session."""
+
+    async def finish(transaction: LoginTransaction) -> Response:
+        return await finish_login(request, auth, transaction, code, iss, error, error_description)
+
+    return await complete_transaction(request, auth, state, finish)
+
+
+async def complete_transaction(
+    request: Request,
+    auth: Auth,
+    state: str | None,
+    finish: Callable[[LoginTransaction], Awaitable[Response]],
+    *,
+    kinds: tuple[str, ...] = ("login",),
+    limits: Mapping[str, int] = CALLBACK_PARAM_LIMITS,
+) -> Response:
+    """What every return from the provider shares: check the query, take the transaction
+    of `state` (its cookie is removed whatever the outcome) and let `finish` answer.
+    Transactions of other `kinds` of flow are refused; errors become error pages."""
     cleanup = Response()  # collects the removal of the transaction cookie
     try:
-        _check_callback_query(request)
+        _check_callback_query(request, limits)
         if not state:
             raise InvalidRequest("The login response has no state parameter.")
         transaction = auth.transactions.pop(request, cleanup, state)
-        if transaction is None:
+        if transaction is None or transaction.kind not in kinds:
             if await auth.sessions.load(request) is not None:
                 # A reload or "back" onto an old callback URL of a logged-in user.
                 response: Response = RedirectResponse("/", status_code=303)
@@ -95,9 +116,7 @@ async def callback(
                     "another browser. Please log in again."
                 )
         else:
-            response = await _finish_login(
-                request, auth, transaction, code, iss, error, error_description
-            )
+            response = await finish(transaction)
     except AuthError as exc:
         response = await auth_error_handler(request, exc)
     for name, value in cleanup.raw_headers:
@@ -108,11 +127,11 @@ async def callback(
     return response
 
 
-def _check_callback_query(request: Request) -> None:
+def _check_callback_query(request: Request, limits: Mapping[str, int]) -> None:
     if len(request.scope.get("query_string", b"")) > MAX_QUERY_LENGTH:
         raise InvalidRequest("The login response is too large.")
     params = request.query_params
-    for name, limit in CALLBACK_PARAM_LIMITS.items():
+    for name, limit in limits.items():
         values = params.getlist(name)
         if len(values) > 1:
             raise InvalidRequest(f"The login response repeats the {name} parameter.")
@@ -120,16 +139,15 @@ def _check_callback_query(request: Request) -> None:
             raise InvalidRequest(f"The login response's {name} parameter is too large.")
 
 
-async def _finish_login(
-    request: Request,
-    auth: Auth,
-    transaction: LoginTransaction,
+def authorization_code(
+    metadata: ProviderMetadata,
+    *,
     code: str | None,
     iss: str | None,
     error: str | None,
     error_description: str | None,
-) -> Response:
-    metadata = await auth.client.metadata()
+) -> str:
+    """The code of an authorization response, once the response is checked."""
     # RFC 9207: the iss parameter tells which provider answered (mix-up defence).
     if iss is not None and iss != metadata.issuer:
         raise InvalidRequest("The login response came from another login service (iss).")
@@ -140,7 +158,23 @@ async def _finish_login(
         raise LoginFailed(f"The login service reported an error ({error}){detail}.")
     if not code:
         raise InvalidRequest("The login response has no authorization code.")
+    return code
 
+
+async def finish_login(
+    request: Request,
+    auth: Auth,
+    transaction: LoginTransaction,
+    code: str | None,
+    iss: str | None,
+    error: str | None,
+    error_description: str | None,
+) -> Response:
+    """Redeem the code of a login, start the session, and send the user on."""
+    metadata = await auth.client.metadata()
+    code = authorization_code(
+        metadata, code=code, iss=iss, error=error, error_description=error_description
+    )
     tokens, claims = await auth.client.exchange_code(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
     )

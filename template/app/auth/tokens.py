@@ -106,7 +106,8 @@ def validate_id_token(
     """Verify the signature and claims of an ID token; return its claims.
 
     At login the `nonce` must be the one sent; an ID token from a refresh has none
-    to check, but must be about the session's user, `sub` (Core §12.2).
+    to check, but must be about the session's user, `sub` (Core §12.2), as must one
+    from a flow that a logged-in user starts (account linking: both are checked).
     """
     claims = verify_signature(token, keys, algorithms=algorithms)
     check_claims(claims, issuer=issuer, client_id=client_id, now=now)
@@ -115,7 +116,7 @@ def validate_id_token(
         if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
             raise InvalidToken("The ID token was not issued for this login (nonce mismatch).")
     if sub is not None and claims.get("sub") != sub:
-        raise InvalidToken("The refreshed ID token is for another user.")
+        raise InvalidToken("The ID token is about another user than the session's.")
     return claims
 
 

@@ -3,6 +3,8 @@
 Each login attempt gets its own short-lived encrypted cookie named after its `state`,
 so several tabs can log in at once. The cookie is only sent to `/auth/...` paths and
 is removed by the callback, whatever the outcome: every transaction is used at most once.
+Other flows that send the browser to the provider and back keep theirs the same way,
+marked with their `kind`.
 """
 
 import re
@@ -30,15 +32,21 @@ class LoginTransaction:
     code_verifier: str
     return_to: str
     created_at: float  # Unix time, sub-second: orders a browser's pending logins
+    # The flow: "login", or another one that comes back through the provider. Cookies
+    # written before this field existed are logins.
+    kind: str = "login"
+    # The provider's id for its part of the flow, when it has one (Auth0's `auth_session`).
+    auth_session: str | None = None
 
     @classmethod
-    def start(cls, return_to: str) -> "LoginTransaction":
+    def start(cls, return_to: str, *, kind: str = "login") -> "LoginTransaction":
         return cls(
             state=secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),
             code_verifier=secrets.token_urlsafe(48),
             return_to=return_to,
             created_at=time.time(),
+            kind=kind,
         )
 
 
