@@ -8,12 +8,15 @@ from rendering import Project, installed_project
 
 DEFAULT_ANSWERS: dict[str, object] = {}
 STORES = ("cookie", "redis", "sql")
-# Answer sets rendered, linted, type-checked and tested: each store, plus the optional routes.
+# Answer sets rendered, linted, type-checked and tested: each store, plus the optional routes
+# and each account linking mode.
 VARIANTS = {
     "cookie": {},
     "redis": {"session_store": "redis"},
     "sql": {"session_store": "sql"},
     "token-route": {"access_token_route": True},
+    "connect": {"account_linking": "connect"},
+    "connected-accounts": {"account_linking": "connected_accounts"},
 }
 
 

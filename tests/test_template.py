@@ -72,10 +72,29 @@ def test_the_lock_file_is_current(store_project: Project) -> None:
     assert result.returncode == 0
 
 
+LINKING_FILES = {
+    "none": set(),
+    "connect": {"app/auth/linking.py", "devserver/linking.py", "tests/test_linking.py"},
+    "connected_accounts": {
+        "app/auth/connected_accounts.py",
+        "app/auth/my_account.py",
+        "devserver/connected_accounts.py",
+        "tests/test_connected_accounts.py",
+    },
+}
+
+
 def test_only_the_chosen_code_is_generated(store_project: Project) -> None:
     store = store_project.answers.get("session_store", "cookie")
     token_route = store_project.answers.get("access_token_route", False)
     assert (store_project.path / "app/auth/token_route.py").exists() == token_route
+    linking = store_project.answers.get("account_linking", "none")
+    for mode, files in LINKING_FILES.items():
+        for name in files:
+            assert (store_project.path / name).exists() == (mode == linking), name
+    routes = (store_project.path / "app/auth/setup.py").read_text()
+    assert ("linking_router" in routes) == (linking == "connect")
+    assert ("connected_accounts_router" in routes) == (linking == "connected_accounts")
     stores = {path.stem for path in (store_project.path / "app/auth/stores").glob("*.py")}
     dependencies = (store_project.path / "pyproject.toml").read_text()
 
