@@ -384,11 +384,6 @@ def burst(app: AppServer, cookie: dict[str, str]) -> Counter[int]:
         return loop_thread.submit(asyncio.run, send()).result()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template bug: redis-py's async pool (100 connections, non-blocking) raises "
-    "MaxConnectionsError for the 101st concurrent Redis command: 503 with Redis healthy",
-)
 @pytest.mark.parametrize("kind", ["redis", "cookie-redis"])
 def test_more_concurrent_requests_than_redis_connections_are_all_served(
     kind: str,
@@ -692,11 +687,6 @@ def test_bad_database_url_is_listed_with_the_other_problems(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template bug: the placeholder AUTH0_DOMAIN of .env.example "
-    "(your-tenant.us.auth0.com) is accepted at startup",
-)
 def test_env_example_as_is_is_refused_naming_every_placeholder(
     default_project: Project, tmp_path: Path
 ) -> None:
