@@ -30,23 +30,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (
-    ANSWERS,
-    Projects,
-    app_environment,
-    chosen_stores,
-    store_settings,
-)
+from harness import ANSWERS, app_environment, measure_stores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components import free_port
@@ -295,18 +287,12 @@ def main() -> None:
     if args.py_spy and not shutil.which("py-spy"):
         raise SystemExit("py-spy is not installed: pip install py-spy")
 
-    results: list[StoreResult] = []
-    with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
-        projects = Projects(Path(tmp), args.ref)
-        for store in chosen_stores(args.store, tuple(ANSWERS)):
-            project = projects.for_store(store)
-            workdir = Path(tmp) / store
-            workdir.mkdir()
-            try:
-                with store_settings(store, workdir) as settings:
-                    results.append(measure(project, store, settings, workdir, args))
-            except pytest.skip.Exception as exc:  # a store server that is not installed
-                results.append(StoreResult(store, skipped=str(exc)))
+    results, rendered = measure_stores(
+        "bench-session-",
+        args,
+        lambda store, project, settings, workdir: measure(project, store, settings, workdir, args),
+        lambda store, reason: StoreResult(store, skipped=reason),
+    )
 
     raw = {
         r.store: {
@@ -316,8 +302,8 @@ def main() -> None:
         for r in results
         if not r.skipped
     }
-    print(json.dumps({"template": projects.description, "runs": raw}, indent=2))
-    print_table(results, args, projects.description)
+    print(json.dumps({"template": rendered, "runs": raw}, indent=2))
+    print_table(results, args, rendered)
 
 
 if __name__ == "__main__":

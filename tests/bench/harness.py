@@ -17,14 +17,20 @@ the generated app at it.
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components import PostgresServer, RedisServer
 from rendering import REPO, Project, install, render
+
+R = TypeVar("R")
 
 # Store name -> the `session_store` answer it is generated with.
 ANSWERS: dict[str, str] = {
@@ -133,3 +139,27 @@ def app_environment(settings: dict[str, str]) -> dict[str, str]:
     """This process's environment without the app's settings, plus `settings`."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
     return {**inherited, **settings}
+
+
+def measure_stores(
+    prefix: str,
+    args: Any,
+    measure: Callable[[str, Project, dict[str, str], Path], R],
+    skipped: Callable[[str, str], R],
+) -> tuple[list[R], str]:
+    """Run `measure(store, project, settings, workdir)` for each store `args.store` names,
+    each with its rendered project and a running store server; a store whose server is
+    not installed gives `skipped(store, reason)`. Returns the results and what was rendered."""
+    results: list[R] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        projects = Projects(Path(tmp), args.ref)
+        for store in chosen_stores(args.store, tuple(ANSWERS)):
+            project = projects.for_store(store)
+            workdir = Path(tmp) / store
+            workdir.mkdir()
+            try:
+                with store_settings(store, workdir) as settings:
+                    results.append(measure(store, project, settings, workdir))
+            except pytest.skip.Exception as exc:  # a store server that is not installed
+                results.append(skipped(store, str(exc)))
+        return results, projects.description

@@ -29,7 +29,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -38,11 +37,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_session import BENCH_APP, cpu_seconds, wait_until_serving
-from harness import ANSWERS, Projects, app_environment, chosen_stores, store_settings
+from harness import ANSWERS, app_environment, measure_stores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components import free_port
@@ -474,23 +472,16 @@ def main() -> None:
     args = parser.parse_args()
     raise_open_files_limit(4 * (args.clients + args.logins) + 64)
 
-    results: list[LoadResult] = []
-    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        projects = Projects(Path(tmp), args.ref)
-        for store in chosen_stores(args.store, tuple(ANSWERS)):
-            project = projects.for_store(store)
-            workdir = Path(tmp) / store
-            workdir.mkdir()
-            try:
-                with store_settings(store, workdir) as settings:
-                    results.append(measure(project, store, settings, args))
-            except pytest.skip.Exception as exc:  # a store server that is not installed
-                results.append(LoadResult(store, skipped=str(exc)))
-
-    report = {"template": projects.description, "load": args.__dict__}
+    results, rendered = measure_stores(
+        "bench-load-",
+        args,
+        lambda store, project, settings, workdir: measure(project, store, settings, args),
+        lambda store, reason: LoadResult(store, skipped=reason),
+    )
+    report = {"template": rendered, "load": args.__dict__}
     report["stores"] = {result.store: summary(result) for result in results}
     print(json.dumps(report, indent=2, default=str))
-    print_table(results, args, projects.description)
+    print_table(results, args, rendered)
     failed = [
         r.store for r in results if not r.skipped and (r.errors or not (r.logins and r.logins.ok))
     ]
