@@ -1,5 +1,6 @@
 """Applies per-request auth state to the response (a pure ASGI middleware: cheap per request).
 
+- The app's auth components are put into the request's scope (see `get_auth`).
 - A response of a request that read the session gets `Cache-Control: no-store`
   (unless the route chose its own), so no cache keeps one user's page for another.
 - Cookies deferred by the session store (rolling-expiry renewals) are added.
@@ -7,17 +8,20 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth import components
 from app.auth.sessions import SCOPE_KEY, RequestAuthState
 
 
 class AuthStateMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, auth: components.Auth) -> None:
         self.app = app
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[components.COMPONENTS_KEY] = self.auth
 
         async def send_with_auth_state(message: Message) -> None:
             state: RequestAuthState | None = scope.get(SCOPE_KEY)
@@ -26,7 +30,10 @@ class AuthStateMiddleware:
                 if not isinstance(headers, list):
                     headers = message["headers"] = list(headers)
                 # ASGI header names are lower-case.
-                if all(name != b"cache-control" for name, _ in headers):
+                for name, _ in headers:
+                    if name == b"cache-control":
+                        break
+                else:
                     headers.append((b"cache-control", b"no-store"))
                 headers.extend(state.deferred_headers)
             await send(message)

@@ -144,22 +144,24 @@ class SessionCodec:
         # Decrypting is the costliest part of reading a session, and an authenticated
         # ciphertext always holds the same session: remember recently seen ones.
         # Sessions are immutable; expiry is still checked on every request.
-        self._decoded: dict[str, Session] = {}
+        # Keyed by the value's end (the JWE authentication tag): hashing 22 characters
+        # is cheaper than hashing a whole cookie; the whole value is still compared.
+        self._decoded: dict[str, tuple[str, Session]] = {}
 
     def encode(self, session: Session) -> str:
         return self._cipher.encrypt(session.to_payload())
 
     def decode(self, value: str) -> Session | None:
         """The session, or None for anything we did not encrypt (never raises)."""
-        session = self._decoded.get(value)
-        if session is not None:
-            return session
+        cached = self._decoded.get(value[-22:])
+        if cached is not None and cached[0] == value:
+            return cached[1]
         payload = self._cipher.decrypt(value)
         session = Session.from_payload(payload) if payload is not None else None
         if session is not None:
             if len(self._decoded) >= self.CACHE_SIZE:
                 del self._decoded[next(iter(self._decoded))]
-            self._decoded[value] = session
+            self._decoded[value[-22:]] = (value, session)
         return session
 
 
