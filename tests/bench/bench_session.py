@@ -13,8 +13,8 @@ in alternating rounds with `wrk`:
 - `/app-baseline`: the same JSON from a route on the app itself, reported for reference.
 
 All get the same requests (same cookie headers). The ratio of the throughputs of the first
-two is the auth layer's cost per request (1.0 = free). Loopback only; bounded in time (about 30 s per store
-with the defaults, plus rendering and installing each project once).
+two is the auth layer's cost per request (1.0 = free). Loopback only; bounded in time (about
+40 s per store with the defaults, plus rendering and installing each project once).
 
     python tests/bench/bench_session.py [--store cookie|redis|sql-sqlite|sql-postgres|all]
         [--seconds 4] [--rounds 3] [--connections 32] [--sessions 1]
