@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -463,6 +464,18 @@ class RedisServer(ChildProcess):
             *("--bind", HOST, "--port", str(self.port)),
             *("--save", "", "--appendonly", "no", "--daemonize", "no"),
         ]
+
+    def cli(self, *args: str) -> str:
+        """Run one command with ``redis-cli`` (installed with ``redis-server``); its output."""
+        return subprocess.run(
+            ["redis-cli", "-h", HOST, "-p", str(self.port), *args],
+            capture_output=True, check=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+
+    def get_commands(self) -> int:
+        """How many GETs the server has answered so far (``INFO commandstats``)."""
+        stats = re.search(r"^cmdstat_get:calls=(\d+)", self.cli("INFO", "commandstats"), re.M)
+        return int(stats.group(1)) if stats else 0
 
 
 def redis_ping(port: int) -> bytes:

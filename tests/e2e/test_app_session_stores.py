@@ -57,6 +57,7 @@ class Store:
     kind: str  # "redis", "sql-postgres" or "sql-sqlite"
     project: Project
     settings: dict[str, str]
+    redis: RedisServer | None = None
 
 
 def project_for(tmp_path_factory: pytest.TempPathFactory, kind: str) -> Project:
@@ -105,7 +106,7 @@ def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if kind == "redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"e2e-{secrets.token_hex(4)}:"
-        return Store(kind, project, {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": prefix})
+        return Store(kind, project, {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": prefix}, redis)
     if kind == "sql-postgres":
         postgres: PostgresServer = request.getfixturevalue("postgres_server")
         database = f"e2e_{secrets.token_hex(4)}"
@@ -166,6 +167,31 @@ def test_a_session_made_on_one_app_is_used_and_ended_on_another(
     home = get(app_a, "/", cookie, HTML)
     assert home.status_code == 200
     assert "Welcome, Alice" not in home.text
+
+
+def served(app: AppServer, cookie: dict[str, str], store: Store) -> None:
+    """``/auth/profile`` answers 200 on ``app`` and, with Redis, from the app's memory: until
+    then, requests go on (the first read opens the cache's connection, later ones fill it)."""
+    deadline = time.monotonic() + 5
+    while True:
+        before = store.redis.get_commands() if store.redis else 0
+        assert profile(app, cookie).status_code == 200
+        if store.redis is None or store.redis.get_commands() == before:
+            return
+        assert time.monotonic() < deadline, "the Redis store never serves from memory"
+
+
+def test_a_logout_on_one_app_holds_at_once_on_the_other_every_time(
+    replicas: tuple[AppServer, AppServer], shared_store: Store
+) -> None:
+    app_a, app_b = replicas
+    for attempt in range(20):
+        cookie = log_in(app_a, "dave")
+        served(app_a, cookie, shared_store)
+        served(app_b, cookie, shared_store)
+
+        assert get(app_b, "/auth/logout", cookie, HTML).status_code == 303
+        assert profile(app_a, cookie).status_code == 401, f"attempt {attempt}"
 
 
 def test_a_backchannel_logout_received_by_one_app_ends_the_session_on_both(
