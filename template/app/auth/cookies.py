@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi.responses import Response
 from joserfc import jwe
-from joserfc.jwk import KeySet, OctKey
+from joserfc.jwk import GuestProtocol, OctKey
 
 # A whole `Set-Cookie` header line must stay within 4096 bytes; this leaves room
 # for the name and the attributes.
@@ -40,7 +40,7 @@ class CookieCipher:
         keys = [derive_key(secret, purpose) for secret in secrets]
         self._encryption_key = keys[0]
         self._header = {"alg": "dir", "enc": "A256GCM", "kid": keys[0].kid}
-        self._keys = KeySet(keys)  # type: ignore[arg-type]
+        self._keys = {key.kid: key for key in keys}
         self._registry = jwe.JWERegistry(algorithms=["dir", "A256GCM"])
 
     def encrypt(self, payload: Mapping[str, Any]) -> str:
@@ -50,11 +50,16 @@ class CookieCipher:
     def decrypt(self, value: str) -> dict[str, Any] | None:
         """The payload, or None for anything not encrypted by us (never raises)."""
         try:
-            plaintext = jwe.decrypt_compact(value, self._keys, registry=self._registry).plaintext
+            plaintext = jwe.decrypt_compact(value, self._key_for, registry=self._registry).plaintext
             payload = json.loads(plaintext or b"")
         except Exception:  # untrusted input: any failure means "not a valid cookie"
             return None
         return payload if isinstance(payload, dict) else None
+
+    def _key_for(self, token: GuestProtocol) -> OctKey:
+        # By the header's `kid` (an unknown one fails the decryption): a dict lookup
+        # costs far less than letting a KeySet pick the key.
+        return self._keys[token.headers()["kid"]]
 
 
 class ChunkedCookie:
