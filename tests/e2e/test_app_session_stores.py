@@ -45,8 +45,8 @@ UNAVAILABLE = "Sessions are unavailable"
 STORE_TIMEOUT = "1"  # seconds: REDIS_TIMEOUT / DATABASE_TIMEOUT of the outage tests
 ANSWER_WITHIN = 3.0  # seconds for any answer while the store is down or hangs
 # Seconds the Redis store may go on serving a session from memory after Redis hangs: its
-# cache trusts Redis for TRUST_WINDOW (1 s) after the last ping answered (redis_cache.py).
-CACHE_TRUST = 1.5
+# cache trusts Redis for TRUST_WINDOW (0.5 s) after sending a ping answered since.
+CACHE_TRUST = 1.0
 RECOVER_WITHIN = 2.0  # seconds after the store is back
 
 
