@@ -84,6 +84,22 @@ def test_the_logout_reaches_every_app_instance(
     assert logged_in.get("/auth/profile").status_code == 401
 
 
+def test_the_logout_holds_at_once_where_the_session_is_in_use(
+    client: TestClient, client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    """Also where the store keeps what it read in memory (Redis): its next request."""
+    other_instance = client_for()
+    for attempt in range(10):
+        user = f"user-{attempt}"
+        log_in(client, provider, user)
+        for _ in range(5):  # the first read opens a Redis cache's connection
+            assert client.get("/auth/profile").status_code == 200
+            time.sleep(0.02)
+
+        assert post_logout(other_instance, provider.logout_token(sub=user)).status_code == 200
+        assert client.get("/auth/profile").status_code == 401, f"attempt {attempt}"
+
+
 def test_a_later_login_is_not_affected(logged_in: TestClient, provider: FakeProvider) -> None:
     assert post_logout(logged_in, provider.logout_token(sub="alice")).status_code == 200
 
