@@ -1,15 +1,17 @@
 """What the benchmarks share: the stores they cover, rendered projects, and store servers.
 
-A store name is a `session_store` answer plus, for `sql`, the database behind it:
+A store name is a `session_store` answer plus, where it matters, the server behind it:
 
-    cookie        session_store=cookie
+    cookie        session_store=cookie (logout records in SQLite)
+    cookie-redis  session_store=cookie, logout records in a throw-away redis-server (REDIS_URL)
     redis         session_store=redis, a throw-away redis-server (REDIS_URL)
     sql-sqlite    session_store=sql, a SQLite file in the run's temporary directory
     sql-postgres  session_store=sql, a throw-away PostgreSQL cluster (DATABASE_URL)
 
-`Projects` renders and installs each answer at most once per run (sql-sqlite and
-sql-postgres share one project), from the working tree (uncommitted changes included, like the
-template tests) or from a committed `ref`, so that numbers can be tied to a commit.
+`Projects` renders and installs each answer at most once per run (cookie and cookie-redis
+share one project, as do sql-sqlite and sql-postgres), from the working tree (uncommitted
+changes included, like the template tests) or from a committed `ref`, so that numbers can be
+tied to a commit.
 `store_settings` starts what a store needs and yields the environment variables that point
 the generated app at it.
 """
@@ -35,6 +37,7 @@ R = TypeVar("R")
 # Store name -> the `session_store` answer it is generated with.
 ANSWERS: dict[str, str] = {
     "cookie": "cookie",
+    "cookie-redis": "cookie",
     "redis": "redis",
     "sql-sqlite": "sql",
     "sql-postgres": "sql",
@@ -120,7 +123,7 @@ def store_settings(store: str, workdir: Path) -> Iterator[dict[str, str]]:
     if store == "cookie":
         # Where the cookie store records logouts (a setting since back-channel logout).
         yield {"LOGOUT_RECORDS_PATH": str(workdir / "logout-records.db")}
-    elif store == "redis":
+    elif store in ("redis", "cookie-redis"):
         with RedisServer() as redis:
             yield {"REDIS_URL": redis.url}
     elif store == "sql-sqlite":
