@@ -478,6 +478,57 @@ class RedisServer(ChildProcess):
         return int(stats.group(1)) if stats else 0
 
 
+class TlsRedisServer(RedisServer):
+    """``redis-server`` that speaks only TLS, with a self-signed certificate for 127.0.0.1 (made
+    with ``openssl``) and a password; ``url`` names both, as a user of a managed Redis would."""
+
+    name = "redis-tls"
+    password = "tls-test-password"
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self._certs = tempfile.TemporaryDirectory(prefix="redis-tls-")
+        self.certificate = Path(self._certs.name) / "cert.pem"
+        self.key = Path(self._certs.name) / "key.pem"
+
+    @property
+    def url(self) -> str:
+        return f"rediss://:{self.password}@{HOST}:{self.port}/0?ssl_ca_certs={self.certificate}"
+
+    def command(self) -> list[str]:
+        if shutil.which("openssl") is None:
+            missing_component("openssl", "apt-get install -y openssl")
+        if not self.certificate.exists():
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}",
+                 "-keyout", str(self.key), "-out", str(self.certificate)],
+                capture_output=True, check=True, timeout=60,
+            )  # fmt: skip
+        return [
+            *super().command(),
+            *("--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"),
+            *("--tls-cert-file", str(self.certificate), "--tls-key-file", str(self.key)),
+            *("--requirepass", self.password),
+        ]
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            ["redis-cli", "--tls", "--cacert", str(self.certificate), "--no-auth-warning",
+             "-a", self.password, "-h", HOST, "-p", str(self.port), *args],
+            capture_output=True, check=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        super().__exit__(exc_type, exc, traceback)
+        self._certs.cleanup()
+
+
 def redis_ping(port: int) -> bytes:
     """Send a raw ``PING`` to Redis on 127.0.0.1 and return the reply line (``b"+PONG"``)."""
     with socket.create_connection((HOST, port), timeout=5) as sock:

@@ -27,6 +27,7 @@ from components import (
     OidcProvider,
     PostgresServer,
     RedisServer,
+    TlsRedisServer,
     free_port,
     register_app_client,
 )
@@ -222,6 +223,22 @@ def test_browser_login_shows_the_profile(
     [cookie] = [c for c in context.cookies() if is_session_cookie(c.get("name", ""))]
     assert cookie.get("name") == "app_session"
     assert SESSION_ID.fullmatch(cookie.get("value", ""))
+
+
+def test_the_session_cache_works_over_tls_with_a_password(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider, start_app: StartApp
+) -> None:
+    """A managed Redis: TLS with the CA named in ``REDIS_URL``, a password. The cache's own
+    connection must reach it like the app's client does, or every request reads Redis."""
+    project = project_for(tmp_path_factory, "redis")
+    with TlsRedisServer() as redis:
+        store = Store("redis", project, {"REDIS_URL": redis.url}, redis)
+        app = start_app(oidc_provider, project, settings=store.settings)
+        cookie = log_in(app)
+        served(app, cookie, store)  # from memory: the cache's connection is tracking
+
+        redis.cli("DEL", *redis.cli("KEYS", "auth:session:*").split())
+        assert profile(app, cookie).status_code == 401
 
 
 # --- The store is down or hangs, then comes back --------------------------------------------------
