@@ -487,9 +487,9 @@ class TlsRedisServer(RedisServer):
 
     def __init__(self, port: int | None = None) -> None:
         super().__init__(port)
-        self._certs = tempfile.TemporaryDirectory(prefix="redis-tls-")
-        self.certificate = Path(self._certs.name) / "cert.pem"
-        self.key = Path(self._certs.name) / "key.pem"
+        # Beside its log (git-ignored): a throw-away key for a throw-away server.
+        self.certificate = ARTIFACTS_DIR / f"{self.name}-{self.port}-cert.pem"
+        self.key = ARTIFACTS_DIR / f"{self.name}-{self.port}-key.pem"
 
     @property
     def url(self) -> str:
@@ -499,6 +499,7 @@ class TlsRedisServer(RedisServer):
         if shutil.which("openssl") is None:
             missing_component("openssl", "apt-get install -y openssl")
         if not self.certificate.exists():
+            ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
             subprocess.run(
                 ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                  "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}",
@@ -518,15 +519,6 @@ class TlsRedisServer(RedisServer):
              "-a", self.password, "-h", HOST, "-p", str(self.port), *args],
             capture_output=True, check=True, text=True, timeout=10,
         ).stdout  # fmt: skip
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        super().__exit__(exc_type, exc, traceback)
-        self._certs.cleanup()
 
 
 def redis_ping(port: int) -> bytes:
