@@ -153,7 +153,8 @@ class SessionCodec:
 
     def decode(self, value: str) -> Session | None:
         """The session, or None for anything we did not encrypt (never raises)."""
-        cached = self._decoded.get(value[-22:])
+        tag = value[-22:]
+        cached = self._decoded.get(tag)
         if cached is not None and cached[0] == value:
             return cached[1]
         payload = self._cipher.decrypt(value)
@@ -161,7 +162,7 @@ class SessionCodec:
         if session is not None:
             if len(self._decoded) >= self.CACHE_SIZE:
                 del self._decoded[next(iter(self._decoded))]
-            self._decoded[value[-22:]] = (value, session)
+            self._decoded[tag] = (value, session)
         return session
 
 
