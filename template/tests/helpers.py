@@ -4,6 +4,8 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -117,3 +119,41 @@ def _request(client: TestClient) -> Request:
     return Request(
         {"type": "http", "method": "GET", "path": "/", "headers": [(b"cookie", cookie.encode())]}
     )
+
+
+def assert_a_refused_logout_can_be_retried(
+    logged_in: TestClient, provider: FakeProvider, refusing: AbstractContextManager[TestClient]
+) -> None:
+    """A back-channel logout the store cannot carry out answers 503 and forgets its token,
+    so the provider's retry of the same token is accepted and ends the session.
+
+    `refusing` yields a client of an app, sharing `logged_in`'s store, whose writes of
+    sessions or logout records fail (logout-token ids can still be written).
+    """
+    assert logged_in.get("/auth/profile").status_code == 200
+    token = provider.logout_token(sub="alice")
+    with refusing as failing:
+        refused = failing.post("/auth/backchannel-logout", data={"logout_token": token})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "session_store_unavailable"
+    assert logged_in.get("/auth/profile").status_code == 200
+
+    retried = logged_in.post("/auth/backchannel-logout", data={"logout_token": token})
+    assert retried.status_code == 200, retried.text
+    assert logged_in.get("/auth/profile").status_code == 401
+    again = logged_in.post("/auth/backchannel-logout", data={"logout_token": token})
+    assert again.status_code == 400
+
+
+def token_of_length(length: int, make: Callable[[str, str], str]) -> str:
+    """A token exactly `length` characters long: `make(header_pad, claims_pad)` signs one
+    with those filler strings in its header and claims (base64 cannot reach every length
+    through the claims alone)."""
+    for header_pad in ("", "x", "xx"):
+        short = len(make(header_pad, ""))
+        estimate = (length - short) * 3 // 4
+        for size in range(max(estimate - 4, 0), estimate + 5):
+            token = make(header_pad, "x" * size)
+            if len(token) == length:
+                return token
+    raise AssertionError(f"no token of {length} characters")

@@ -6,10 +6,11 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import Depends
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from app.auth import AccessToken, access_token
+from app.auth import AccessToken, access_token, get_access_token
+from app.auth.sessions import MAX_ACCESS_TOKENS
 from app.main import create_app
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
@@ -82,6 +83,29 @@ def test_tokens_for_other_apis_are_kept_apart(provider: FakeProvider) -> None:
     assert session is not None
     audiences = {token.audience for token in session.access_tokens}
     assert audiences == {"https://api.example", "https://billing.example"}
+
+
+def test_a_session_keeps_the_tokens_of_the_apis_used_last(
+    client: TestClient, provider: FakeProvider, app: FastAPI
+) -> None:
+    @app.get("/apis/{number}")
+    async def call_api(request: Request, number: int) -> dict[str, str | None]:
+        token = await get_access_token(request, audience=f"https://api{number}.example")
+        return {"audience": token.audience}
+
+    log_in(client, provider)
+    for number in range(MAX_ACCESS_TOKENS + 1):
+        assert client.get(f"/apis/{number}").status_code == 200
+    assert len(refreshes(provider)) == MAX_ACCESS_TOKENS + 1
+
+    session = stored_session(client)
+    assert session is not None
+    assert len(session.access_tokens) == MAX_ACCESS_TOKENS
+    client.get(f"/apis/{MAX_ACCESS_TOKENS}")  # the newest: still kept
+    client.get("/apis/1")  # kept too: only the oldest ones made room
+    assert len(refreshes(provider)) == MAX_ACCESS_TOKENS + 1
+    client.get("/apis/0")  # made room: asked for again
+    assert len(refreshes(provider)) == MAX_ACCESS_TOKENS + 2
 
 
 def test_rfc8707_providers_get_a_resource_parameter(

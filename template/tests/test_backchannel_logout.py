@@ -11,11 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import RSAKey
 
+from app.auth.tokens import MAX_TOKEN_LENGTH
 from devserver.provider import LOGOUT_EVENT, FakeProvider
 from tests.helpers import (
     log_in,
     replace_cookie,
     stored_session,
+    token_of_length,
     unsigned_token,
 )
 
@@ -185,6 +187,16 @@ def test_forged_tokens_are_refused(
     logged_in: TestClient, provider: FakeProvider, forge: Callable[[FakeProvider], str]
 ) -> None:
     assert_refused(post_logout(logged_in, forge(provider)), logged_in)
+
+
+def test_tokens_up_to_the_size_limit_are_read(
+    logged_in: TestClient, provider: FakeProvider
+) -> None:
+    def make(header_pad: str, claims_pad: str) -> str:
+        return provider.logout_token(sub="alice", header={"cty": f"t{header_pad}"}, pad=claims_pad)
+
+    assert_refused(post_logout(logged_in, token_of_length(MAX_TOKEN_LENGTH + 1, make)), logged_in)
+    assert post_logout(logged_in, token_of_length(MAX_TOKEN_LENGTH, make)).status_code == 200
 
 
 def test_a_token_signed_by_another_key_is_refused(

@@ -8,15 +8,18 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jws
 from joserfc.jwk import RSAKey
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from app.auth.routes import CALLBACK_PARAM_LIMITS, MAX_QUERY_LENGTH
+from app.auth.tokens import CLOCK_LEEWAY, MAX_TOKEN_LENGTH
 from devserver.provider import FakeProvider
 from tests.helpers import (
     APP_URL,
@@ -25,6 +28,7 @@ from tests.helpers import (
     query,
     session_cookies,
     start_login,
+    token_of_length,
     unsigned_token,
 )
 
@@ -61,6 +65,7 @@ def valid_claims(provider: FakeProvider, nonce: str) -> dict[str, Any]:
         ({"aud": ["dev-client", "x"], "azp": "x"}, "azp names another client"),
         ({"azp": "another-client"}, "azp names another client"),
         ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"exp": int(time.time()) - CLOCK_LEEWAY}, "expired at the end of the leeway"),
         ({"exp": None}, "no exp"),
         ({"iat": int(time.time()) + 3600}, "issued in the future"),
         ({"iat": None}, "no iat"),
@@ -151,6 +156,23 @@ def test_bad_token_responses_are_refused(
     assert_refused(log_in(client, provider), status, error, client)
 
 
+def test_id_tokens_up_to_the_size_limit_are_read(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    def login_with_id_token_of(length: int) -> int:
+        authorize_url = start_login(client).headers["location"]
+        claims = valid_claims(provider, query(authorize_url)["nonce"])
+
+        def make(header_pad: str, claims_pad: str) -> str:
+            return provider.sign({**claims, "pad": claims_pad}, {"cty": f"t{header_pad}"})
+
+        provider.token_response = {"id_token": token_of_length(length, make)}
+        return client.get(provider.login(authorize_url)).status_code
+
+    assert login_with_id_token_of(MAX_TOKEN_LENGTH + 1) == 400
+    assert login_with_id_token_of(MAX_TOKEN_LENGTH) == 303
+
+
 def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvider) -> None:
     provider.token_response = {"token_type": "bearer"}
 
@@ -163,6 +185,12 @@ def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvid
         (Response("<html>oops</html>", 200), 502, "bad_provider_response"),
         (Response("[1, 2]", 200, media_type="application/json"), 502, "bad_provider_response"),
         (Response("", 500), 503, "provider_unavailable"),
+        (Response("slow down", 429), 503, "provider_unavailable"),
+        (
+            Response('{"access_token": "x"}', 300, media_type="application/json"),
+            502,
+            "bad_provider_response",
+        ),
         (
             Response('{"error": "invalid_grant"}', 400, media_type="application/json"),
             400,
@@ -194,7 +222,8 @@ def test_provider_unreachable_during_callback(client: TestClient, provider: Fake
 @pytest.mark.parametrize(
     "make_callback",
     [
-        pytest.param(lambda url, state: url.replace(f"state={state}", "state="), id="no-state"),
+        pytest.param(lambda url, state: url.replace(f"state={state}", "state="), id="empty-state"),
+        pytest.param(lambda url, state: url.replace(f"&state={state}", ""), id="no-state"),
         pytest.param(lambda url, state: url.replace(state, "A" * 43), id="unknown-state"),
         pytest.param(lambda url, state: url.replace(state, "%3Cscript%3E"), id="odd-state"),
         pytest.param(lambda url, state: url + "&code=second", id="duplicated-code"),
@@ -227,6 +256,21 @@ def test_bad_callback_requests_are_refused(
     assert client.get("/auth/profile").status_code == 401
 
 
+def test_a_callback_query_at_the_size_limit_is_read(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    callback = provider.login(start_login(client).headers["location"])
+    path, query_string = callback.split("?")
+    padding = "&pad=" + "x" * (MAX_QUERY_LENGTH - len(query_string) - len("&pad="))
+
+    assert client.get(f"{path}?{query_string}{padding}").status_code == 303
+
+    callback = provider.login(start_login(client).headers["location"])
+    refused = client.get(f"{callback}{padding}x")
+    assert refused.status_code == 400
+    assert "too large" in refused.json()["error_description"]
+
+
 def test_oversized_code_is_not_forwarded(client: TestClient, provider: FakeProvider) -> None:
     state = query(start_login(client).headers["location"])["state"]
     provider.requests.clear()
@@ -237,6 +281,23 @@ def test_oversized_code_is_not_forwarded(client: TestClient, provider: FakeProvi
 
     assert response.status_code == 400
     assert provider.requests == []
+
+
+@pytest.mark.parametrize(("name", "limit"), CALLBACK_PARAM_LIMITS.items())
+def test_each_callback_parameter_has_its_own_size_limit(
+    client: TestClient, provider: FakeProvider, name: str, limit: int
+) -> None:
+    params = query(provider.login(start_login(client).headers["location"]))
+    at_limit = client.get("/auth/callback", params={**params, name: "x" * limit})
+    assert "too large" not in at_limit.text
+
+    params = query(provider.login(start_login(client).headers["location"]))
+    provider.requests.clear()
+    over = client.get("/auth/callback", params={**params, name: "x" * (limit + 1)})
+    assert over.status_code == 400
+    assert over.json()["error"] == "invalid_request"
+    assert f"{name} parameter is too large" in over.json()["error_description"]
+    assert "token" not in provider.requests
 
 
 def test_a_callback_works_only_once(client: TestClient, provider: FakeProvider) -> None:
@@ -279,6 +340,86 @@ def test_discovery_must_name_the_configured_issuer(
     provider.metadata = {"issuer": "https://evil.test"}
 
     assert client.get("/auth/login").status_code == 502
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"token_endpoint": None},
+        {"token_endpoint": "javascript:alert(1)"},
+        {"authorization_endpoint": "ftp://provider.test/authorize"},
+        {"jwks_uri": "https://"},
+        {"jwks_uri": 42},
+        {"end_session_endpoint": "/logout"},
+        {"id_token_signing_alg_values_supported": ["HS256", "none"]},
+        {"id_token_signing_alg_values_supported": "RS256"},
+        {"token_endpoint_auth_methods_supported": ["tls_client_auth"]},
+    ],
+)
+def test_a_discovery_document_we_cannot_use_is_a_provider_error(
+    client: TestClient, provider: FakeProvider, changes: dict[str, Any]
+) -> None:
+    provider.metadata = changes
+
+    response = client.get("/auth/login")
+    assert response.status_code == 502
+    assert response.json()["error"] == "bad_provider_response"
+
+
+def test_every_request_to_the_provider_asks_for_json(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    seen: list[httpx.Request] = []
+    inner = provider.transport
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return await inner.handle_async_request(request)
+
+    provider.transport = Recording()  # type: ignore[assignment]
+    client = client_for()
+    assert log_in(client, provider).status_code == 303
+
+    assert {request.url.path for request in seen} >= {"/.well-known/openid-configuration",
+                                                      "/jwks", "/token"}  # fmt: skip
+    assert {request.headers["accept"] for request in seen} == {"application/json"}
+
+
+def test_a_huge_provider_response_of_unknown_length_is_refused(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
+        for _ in range(5):
+            yield b" " * 65536
+
+    provider.replies["token"] = StreamingResponse(chunks(), media_type="application/json")
+
+    assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda key: {**key, "use": "enc"}, id="encryption-key"),
+        pytest.param(lambda key: {**key, "kty": "oct", "k": "c2VjcmV0"}, id="symmetric-key"),
+        pytest.param(lambda key: "not a key", id="not-an-object"),
+    ],
+)
+def test_keys_that_must_not_verify_signatures_are_ignored(
+    client: TestClient, provider: FakeProvider, change: Callable[[dict[str, Any]], Any]
+) -> None:
+    key = provider.keys[0].as_dict(private=False)
+    provider.replies["jwks"] = JSONResponse({"keys": [change(key)]})
+
+    assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
+
+
+def test_a_published_private_key_is_never_used(client: TestClient, provider: FakeProvider) -> None:
+    private = provider.keys[0].as_dict(private=True)
+    provider.replies["jwks"] = JSONResponse({"keys": [private]})
+
+    assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
 
 
 def test_configured_issuer_may_differ_from_the_provider_by_a_trailing_slash(

@@ -11,7 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from starlette.responses import JSONResponse
 
-from app.auth.client import CLIENT_ASSERTION_TYPE, client_assertion
+from app.auth.client import CLIENT_ASSERTION_TYPE, MAX_REQUEST_URI_LENGTH, client_assertion
 from devserver.provider import FakeProvider
 from tests.helpers import APP_URL, ISSUER, log_in, query, start_login, unsigned_token
 
@@ -116,7 +116,9 @@ def test_par_without_an_endpoint_is_a_provider_error(
 
     assert response.status_code == 502
     assert response.json()["error"] == "bad_provider_response"
-    assert "pushed authorization requests" in response.json()["error_description"]
+    description = response.json()["error_description"]
+    assert "pushed authorization requests" in description
+    assert ("AUTH0_USE_PAR" in description) == use_par  # which setting or document says so
     assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
 
 
@@ -125,7 +127,8 @@ def test_par_without_an_endpoint_is_a_provider_error(
     [
         (400, {"error": "invalid_request"}, "refused the login request (invalid_request)"),
         (201, {"expires_in": 60}, "malformed"),
-        (201, {"request_uri": REQUEST_URI_PREFIX + "x" * 3000, "expires_in": 60}, "malformed"),
+        (201, {"request_uri": "x" * (MAX_REQUEST_URI_LENGTH + 1), "expires_in": 60}, "malformed"),
+        (201, {"request_uri": "", "expires_in": 60}, "malformed"),
         (201, {"request_uri": REQUEST_URI_PREFIX + "x", "expires_in": "60"}, "malformed"),
         (201, {"request_uri": REQUEST_URI_PREFIX + "x", "expires_in": 0}, "malformed"),
     ],
@@ -144,6 +147,19 @@ def test_a_bad_par_answer_is_a_provider_error(
 
     assert response.status_code == 502
     assert complaint in response.json()["error_description"]
+
+
+def test_a_par_answer_at_the_size_limit_is_taken(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    request_uri = REQUEST_URI_PREFIX + "x" * (MAX_REQUEST_URI_LENGTH - len(REQUEST_URI_PREFIX))
+    provider.replies["par"] = JSONResponse({"request_uri": request_uri, "expires_in": 1}, 201)
+    client = client_for(auth0_use_par=True)
+
+    response = client.get("/auth/login")
+
+    assert response.status_code == 303
+    assert query(response.headers["location"])["request_uri"] == request_uri
 
 
 # -- private_key_jwt ------------------------------------------------------------

@@ -58,6 +58,35 @@ def test_audience_is_sent_when_configured(client_for: Callable[..., TestClient])
     assert query(start_login(client).headers["location"])["audience"] == "https://api.example"
 
 
+def test_no_audience_is_sent_unless_configured(client: TestClient, provider: FakeProvider) -> None:
+    authorize_url = start_login(client).headers["location"]
+    assert "audience" not in query(authorize_url)
+
+    assert client.get(provider.login(authorize_url)).status_code == 303
+    assert "audience" not in provider.token_requests[-1]
+
+
+def test_a_login_without_refresh_token_or_scope_in_the_reply_works(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.token_response = {"refresh_token": None, "scope": None}  # no offline_access
+
+    assert log_in(client, provider).status_code == 303
+    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get("/auth/logout").status_code == 303
+    assert provider.revoked == []  # no refresh token to revoke
+
+
+def test_discovery_and_signing_keys_are_fetched_once_for_many_logins(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    for username in ("alice", "bob", "carol"):
+        assert log_in(client, provider, username).status_code == 303
+
+    assert provider.requests.count("discovery") == 1
+    assert provider.requests.count("jwks") == 1
+
+
 def test_successful_login_starts_a_session_and_returns_to_the_page(
     client: TestClient, provider: FakeProvider
 ) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth.urls import safe_return_to
+from app.auth.urls import MAX_RETURN_TO_LENGTH, safe_return_to
 from devserver.provider import FakeProvider
 from tests.helpers import log_in
 
@@ -29,14 +29,29 @@ HOSTILE = [
     "https:evil.example",
     "evil.example",
     "/x" + "a" * 5000,
+    "/" + "a" * MAX_RETURN_TO_LENGTH,
     "",
     "/\x00",
     "/%00",
+    "/%7F",
+    "/\x7f",
+    "/%25252F%25252Fevil.example",  # encoded three times
+    "/a%25252525252F",  # encoded more often than anyone would
     "@evil.example",
     "https://127.0.0.1:8000@evil.example/",
 ]
 
-FRIENDLY = ["/", "/profile", "/orders?page=2&sort=desc", "/a/b#section", "/search?q=caf%C3%A9"]
+FRIENDLY = [
+    "/",
+    "/profile",
+    "/orders?page=2&sort=desc",
+    "/a/b#section",
+    "/search?q=caf%C3%A9",
+    "/my%20files",
+    "/my files",
+    "/files/report%252Epdf",  # encoded twice: fine
+    "/" + "a" * (MAX_RETURN_TO_LENGTH - 1),
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)

@@ -96,6 +96,19 @@ def test_secrets_rotate_without_logging_anyone_out(
         assert after.get("/auth/profile").status_code == status, secrets
 
 
+def test_sessions_started_after_a_rotation_outlive_the_old_secret(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    rotated = client_for(session_secret=f"{OTHER_SECRET},{SESSION_SECRET}")
+    assert log_in(rotated, provider).status_code == 303
+
+    for secrets, status in ((OTHER_SECRET, 200), (SESSION_SECRET, 401)):
+        later = client_for(session_secret=secrets)
+        for name, value in rotated.cookies.items():
+            replace_cookie(later, name, value)
+        assert later.get("/auth/profile").status_code == status, secrets
+
+
 def test_session_cookie_flags(client: TestClient, provider: FakeProvider) -> None:
     [line] = session_cookies(log_in(client, provider))
 
