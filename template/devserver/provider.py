@@ -14,6 +14,7 @@ to misbehave on purpose: `id_token_claims`, `id_token_header`, `token_response`,
 import html
 import secrets
 import time
+import warnings
 from base64 import b64decode
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -148,9 +149,13 @@ class FakeProvider:
         self.keys = [RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"})]
 
     def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
-        """A JWT signed with the provider's current key."""
+        """A JWT signed with the provider's current key (RS256 unless `header` names another
+        algorithm)."""
         key = self.keys[0]
-        return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, claims, key)
+        header = {"alg": "RS256", "kid": key.kid, **(header or {})}
+        with warnings.catch_warnings():  # "EdDSA" is deprecated by name only (RFC 9864)
+            warnings.simplefilter("ignore", SecurityWarning)
+            return jwt.encode(header, claims, key, algorithms=[header["alg"]])
 
     def logout_token(
         self,

@@ -9,17 +9,22 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jws
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app.auth.routes import CALLBACK_PARAM_LIMITS, MAX_QUERY_LENGTH
-from app.auth.tokens import CLOCK_LEEWAY, MAX_TOKEN_LENGTH
+from app.auth.tokens import (
+    CLOCK_LEEWAY,
+    EDWARDS_ALGORITHMS,
+    MAX_TOKEN_LENGTH,
+    SIGNING_ALGORITHMS,
+)
 from devserver.provider import FakeProvider
 from tests.helpers import (
     APP_URL,
@@ -65,7 +70,6 @@ def valid_claims(provider: FakeProvider, nonce: str) -> dict[str, Any]:
         ({"aud": ["dev-client", "x"], "azp": "x"}, "azp names another client"),
         ({"azp": "another-client"}, "azp names another client"),
         ({"exp": int(time.time()) - 3600}, "expired"),
-        ({"exp": int(time.time()) - CLOCK_LEEWAY}, "expired at the end of the leeway"),
         ({"exp": None}, "no exp"),
         ({"iat": int(time.time()) + 3600}, "issued in the future"),
         ({"iat": None}, "no iat"),
@@ -74,6 +78,8 @@ def valid_claims(provider: FakeProvider, nonce: str) -> dict[str, Any]:
         ({"nonce": None}, "no nonce"),
         ({"sub": None}, "no sub"),
         ({"sub": 42}, "sub not a string"),
+        ({"sub": ""}, "empty sub"),
+        ({"sub": "x" * 256}, "sub too long"),
         ({"exp": "tomorrow"}, "exp not a number"),
     ],
 )
@@ -119,6 +125,48 @@ def test_forged_id_tokens_are_refused(
     provider.token_response = {"id_token": forge(provider, claims)}
 
     assert_refused(client.get(provider.login(authorize_url)), 400, "invalid_token", client)
+
+
+@pytest.mark.parametrize("algorithm", SIGNING_ALGORITHMS)
+def test_id_tokens_signed_with_any_asymmetric_algorithm_are_accepted(
+    client: TestClient, provider: FakeProvider, algorithm: str
+) -> None:
+    key: RSAKey | ECKey | OKPKey = provider.keys[0]
+    if algorithm.startswith("ES"):
+        curve = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}[algorithm]
+        key = ECKey.generate_key(curve, parameters={"kid": "ec", "use": "sig"})
+    elif algorithm in EDWARDS_ALGORITHMS:
+        edwards: Literal["Ed25519", "Ed448"] = "Ed448" if algorithm == "Ed448" else "Ed25519"
+        key = OKPKey.generate_key(edwards, parameters={"kid": "ed", "use": "sig"})
+    provider.keys = [key]  # type: ignore[list-item]
+    provider.id_token_header = {"alg": algorithm}
+    provider.metadata = {"id_token_signing_alg_values_supported": [algorithm]}
+
+    assert log_in(client, provider).status_code == 303
+    assert client.get("/auth/profile").json()["sub"] == "alice"
+
+
+def test_keys_without_a_use_member_verify_signatures(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    key = provider.keys[0].as_dict(private=False)
+    del key["use"]
+    provider.replies["jwks"] = JSONResponse({"keys": [key]})
+
+    assert log_in(client, provider).status_code == 303
+
+
+def test_unknown_key_ids_refetch_the_keys_at_most_once_a_second(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    assert log_in(client, provider).status_code == 303  # keys cached
+    client.cookies.clear()
+    provider.requests.clear()
+    provider.id_token_header = {"kid": "no-such-key"}
+
+    for username in ("bob", "carol", "dave"):
+        assert_refused(log_in(client, provider, username), 400, "invalid_token", client)
+    assert provider.requests.count("jwks") == 1
 
 
 def test_unknown_key_id_refetches_the_keys_once(client: TestClient, provider: FakeProvider) -> None:
@@ -171,6 +219,34 @@ def test_id_tokens_up_to_the_size_limit_are_read(
 
     assert login_with_id_token_of(MAX_TOKEN_LENGTH + 1) == 400
     assert login_with_id_token_of(MAX_TOKEN_LENGTH) == 303
+
+
+@pytest.mark.parametrize(
+    ("claim", "offset", "accepted"),
+    [
+        ("exp", -CLOCK_LEEWAY + 2, True),
+        ("exp", -CLOCK_LEEWAY, False),
+        ("iat", CLOCK_LEEWAY, True),
+        ("iat", CLOCK_LEEWAY + 2, False),
+        ("nbf", CLOCK_LEEWAY, True),
+        ("nbf", CLOCK_LEEWAY + 2, False),
+    ],
+)
+def test_clock_differences_are_tolerated_up_to_the_leeway(
+    client: TestClient, provider: FakeProvider, claim: str, offset: int, accepted: bool
+) -> None:
+    provider.id_token_claims = {claim: int(time.time()) + offset}
+
+    assert log_in(client, provider).status_code == (303 if accepted else 400)
+
+
+def test_a_provider_that_lists_no_client_authentication_gets_basic(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.metadata = {"token_endpoint_auth_methods_supported": None}  # RFC 8414's default
+
+    assert log_in(client, provider).status_code == 303
+    assert "client_id" not in provider.token_requests[-1]  # it went in the Basic header
 
 
 def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvider) -> None:
@@ -450,6 +526,7 @@ def test_client_secret_post_when_basic_is_unsupported(
     provider.metadata = {"token_endpoint_auth_methods_supported": ["client_secret_post"]}
 
     assert log_in(client, provider).status_code == 303
+    assert provider.token_requests[-1]["client_id"] == "dev-client"
 
 
 def test_basic_auth_form_encodes_credentials(

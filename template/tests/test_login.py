@@ -144,6 +144,24 @@ def test_too_many_pending_logins_drop_the_oldest(client: TestClient) -> None:
     assert set(states[-8:]) == pending
 
 
+def test_the_oldest_pending_login_goes_whatever_order_the_browser_sends(
+    client: TestClient,
+) -> None:
+    states = [query(start_login(client).headers["location"])["state"] for _ in range(8)]
+    pending = [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    for cookie in pending:  # the browser now sends the newest first
+        client.cookies.delete(cookie.name)
+    for cookie in reversed(pending):
+        client.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain, path="/auth")
+
+    start_login(client)
+
+    left = {
+        c.name.removeprefix("app_tx.") for c in client.cookies.jar if c.name.startswith("app_tx.")
+    }
+    assert states[0] not in left and set(states[1:]) <= left
+
+
 def test_a_login_started_before_transactions_had_a_kind_completes(
     client: TestClient, provider: FakeProvider
 ) -> None:

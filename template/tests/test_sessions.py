@@ -6,6 +6,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from devserver.provider import FakeProvider
 from tests.conftest import SESSION_SECRET
 from tests.helpers import (
@@ -81,6 +82,18 @@ def test_session_is_renewed_only_when_due(client: TestClient) -> None:
     renewed = stored_session(client)
     assert renewed is not None
     assert renewed.touched_at >= now and renewed.created_at == now - 3600
+
+
+def test_a_session_is_renewed_once_the_interval_has_passed(
+    client: TestClient, settings: Settings
+) -> None:
+    interval = min(300, settings.session_inactivity_duration // 10)
+    now = int(time.time())
+    install_session(client, make_session(created_at=now - 3600, touched_at=now - interval))
+
+    assert client.get("/auth/profile").status_code == 200
+    renewed = stored_session(client)
+    assert renewed is not None and renewed.touched_at >= now
 
 
 def test_secrets_rotate_without_logging_anyone_out(

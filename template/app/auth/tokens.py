@@ -6,11 +6,12 @@ The functions here raise `InvalidToken` with a message that names the failed che
 
 import hmac
 import json
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from app.auth.errors import InvalidToken
@@ -19,8 +20,10 @@ from app.auth.sessions import AccessToken
 # Asymmetric algorithms only: never `none`, never an HMAC algorithm (which would let
 # anyone holding the provider's public key sign tokens).
 SIGNING_ALGORITHMS = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+    "EdDSA", "Ed25519", "Ed448",
 )  # fmt: skip
+EDWARDS_ALGORITHMS = ("EdDSA", "Ed25519", "Ed448")  # RFC 9864 names the last two
 CLOCK_LEEWAY = 60  # seconds of clock difference tolerated between us and the provider
 MAX_TOKEN_LENGTH = 12_000
 MAX_REFRESH_TOKEN_LENGTH = 4_000
@@ -144,9 +147,7 @@ def verify_signature(
         )
     for key in candidates:
         try:
-            payload = jws.deserialize_compact(
-                token, key, algorithms=[alg], registry=_registry
-            ).payload
+            payload = _verified_payload(token, key, alg)
         except (JoseError, ValueError):
             continue
         try:
@@ -159,8 +160,18 @@ def verify_signature(
     raise InvalidToken("The token's signature is not valid.")
 
 
+def _verified_payload(token: str, key: PublicKey, alg: str) -> bytes:
+    if alg != "EdDSA":
+        return jws.deserialize_compact(token, key, algorithms=[alg], registry=_registry).payload
+    # RFC 9864 deprecates the name "EdDSA" (for "Ed25519" or "Ed448"), not the signatures:
+    # providers still sign with it, so it is accepted without joserfc's warning per token.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        return jws.deserialize_compact(token, key, algorithms=[alg], registry=_registry).payload
+
+
 def _keys_for(alg: str, keys: KeySet) -> list[PublicKey]:
-    key_type = OKPKey if alg == "EdDSA" else _KEY_TYPES[alg[:2]]
+    key_type = OKPKey if alg in EDWARDS_ALGORITHMS else _KEY_TYPES[alg[:2]]
     return [key for key in keys if isinstance(key, key_type)]
 
 
