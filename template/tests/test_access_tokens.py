@@ -1,12 +1,14 @@
 """Access tokens for APIs: refreshed when due, per API and scope, one refresh at a time."""
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Annotated
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from app.auth import AccessToken, access_token, get_access_token
@@ -186,14 +188,27 @@ def test_logout_revokes_the_refresh_token(logged_in: TestClient, provider: FakeP
 
 
 def test_logout_is_not_held_up_by_a_failing_revocation(
-    logged_in: TestClient, provider: FakeProvider
+    logged_in: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="app.auth")
     provider.reachable = "refused"
 
     response = logged_in.get("/auth/logout")
 
     assert response.status_code == 303
     assert logged_in.get("/auth/profile").status_code == 401
+    assert "auth.revoke_failed provider_unavailable" in caplog.text
+
+
+def test_a_revocation_answered_with_an_empty_body_succeeded(
+    logged_in: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.auth")
+    provider.replies["revoke"] = Response(status_code=200)  # RFC 7009 §2.2: the body is ignored
+
+    assert logged_in.get("/auth/logout").status_code == 303
+    assert provider.requests.count("revoke") == 1
+    assert "auth.revoke_failed" not in caplog.text
 
 
 def test_the_example_needs_a_login(client: TestClient) -> None:

@@ -37,6 +37,7 @@ def post_logout(client: TestClient, token: str) -> httpx2.Response:
 def assert_refused(response: httpx2.Response, still_logged_in: TestClient) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
+    assert response.json()["error_description"]  # what was wrong, for the provider's logs
     assert still_logged_in.get("/auth/profile").status_code == 200
 
 
@@ -115,6 +116,17 @@ def test_a_replayed_token_is_refused(logged_in: TestClient, provider: FakeProvid
     log_in(logged_in, provider, "alice")
 
     assert_refused(post_logout(logged_in, token), logged_in)
+
+
+def test_a_replayed_token_is_refused_by_an_instance_started_later(
+    logged_in: TestClient, provider: FakeProvider, client_for: Callable[..., TestClient]
+) -> None:
+    token = provider.logout_token(sub="alice")
+    assert post_logout(logged_in, token).status_code == 200
+
+    later = client_for()  # its first write purges expired records, and only those
+    log_in(later, provider, "alice")
+    assert_refused(post_logout(later, token), later)
 
 
 def test_a_copied_cookie_is_dead_after_logout(logged_in: TestClient) -> None:

@@ -15,9 +15,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jws
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from app.auth import client as client_module
+from app.auth.client import JWKS_TTL, MAX_RESPONSE_BYTES, METADATA_TTL
 from app.auth.routes import CALLBACK_PARAM_LIMITS, MAX_QUERY_LENGTH
 from app.auth.tokens import (
     CLOCK_LEEWAY,
@@ -156,6 +158,42 @@ def test_keys_without_a_use_member_verify_signatures(
     assert log_in(client, provider).status_code == 303
 
 
+class ShiftedClock:
+    """The `time` module as `app.auth.client` uses it, its monotonic clock `ahead` seconds
+    in the future (the wall clock, which tokens are checked against, is left alone)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def time(self) -> float:
+        return time.time()
+
+
+def test_discovery_and_keys_are_fetched_again_after_an_hour(
+    client: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ShiftedClock()
+    monkeypatch.setattr(client_module, "time", clock)
+    assert log_in(client, provider).status_code == 303
+    clock.ahead = min(METADATA_TTL, JWKS_TTL) - 60
+    assert log_in(client, provider, "bob").status_code == 303
+    assert (provider.requests.count("discovery"), provider.requests.count("jwks")) == (1, 1)
+
+    clock.ahead = max(METADATA_TTL, JWKS_TTL) + 1
+    assert log_in(client, provider, "carol").status_code == 303
+    assert (provider.requests.count("discovery"), provider.requests.count("jwks")) == (2, 2)
+
+    # A provider failing then: the last good document and keys serve another hour.
+    clock.ahead += max(METADATA_TTL, JWKS_TTL) + 1
+    provider.replies["discovery"] = provider.replies["jwks"] = Response("", 500)
+    assert log_in(client, provider, "dave").status_code == 303
+    assert log_in(client, provider, "erin").status_code == 303
+    assert (provider.requests.count("discovery"), provider.requests.count("jwks")) == (3, 3)
+
+
 def test_unknown_key_ids_refetch_the_keys_at_most_once_a_second(
     client: TestClient, provider: FakeProvider
 ) -> None:
@@ -240,6 +278,28 @@ def test_clock_differences_are_tolerated_up_to_the_leeway(
     assert log_in(client, provider).status_code == (303 if accepted else 400)
 
 
+def test_a_provider_that_lists_no_signing_algorithms_signs_with_rs256(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.metadata = {"id_token_signing_alg_values_supported": None}  # Core's default
+
+    assert log_in(client, provider).status_code == 303
+
+
+def test_provider_responses_up_to_the_size_limit_are_read(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    keys = json.dumps(KeySet(provider.keys).as_dict(private=False))  # type: ignore[arg-type]
+
+    def jwks_of_size(size: int) -> Response:
+        return Response(keys + " " * (size - len(keys)), media_type="application/json")
+
+    provider.replies["jwks"] = jwks_of_size(MAX_RESPONSE_BYTES + 1)
+    assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
+    provider.replies["jwks"] = jwks_of_size(MAX_RESPONSE_BYTES)
+    assert log_in(client, provider).status_code == 303
+
+
 def test_a_provider_that_lists_no_client_authentication_gets_basic(
     client: TestClient, provider: FakeProvider
 ) -> None:
@@ -262,6 +322,7 @@ def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvid
         (Response("[1, 2]", 200, media_type="application/json"), 502, "bad_provider_response"),
         (Response("", 500), 503, "provider_unavailable"),
         (Response("slow down", 429), 503, "provider_unavailable"),
+        (Response("", 200), 502, "bad_provider_response"),
         (
             Response('{"access_token": "x"}', 300, media_type="application/json"),
             502,

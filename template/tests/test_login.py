@@ -1,10 +1,13 @@
 """Logging in: the redirect to the provider, the callback, and the session it starts."""
 
+import time
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.cookies import CookieCipher
+from app.auth.transactions import TRANSACTION_LIFETIME
 from devserver.provider import FakeProvider
 from tests.helpers import APP_URL, ISSUER, auth_of, log_in, query, session_cookies, start_login
 
@@ -160,6 +163,29 @@ def test_the_oldest_pending_login_goes_whatever_order_the_browser_sends(
         c.name.removeprefix("app_tx.") for c in client.cookies.jar if c.name.startswith("app_tx.")
     }
     assert states[0] not in left and set(states[1:]) <= left
+
+
+@pytest.mark.parametrize(("age", "completes"), [(TRANSACTION_LIFETIME - 30, True),
+                                                (TRANSACTION_LIFETIME + 1, False)])  # fmt: skip
+def test_a_login_must_be_completed_within_its_lifetime(
+    client: TestClient, provider: FakeProvider, age: int, completes: bool
+) -> None:
+    authorize_url = start_login(client).headers["location"]
+    [cookie] = [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    cipher = CookieCipher(auth_of(client).settings.session_secrets, "transaction")
+    payload = cipher.decrypt(cookie.value or "")
+    assert payload is not None
+    payload["created_at"] = time.time() - age  # as if the user took that long to log in
+    client.cookies.set(cookie.name, cipher.encrypt(payload), domain=cookie.domain, path="/auth")
+
+    response = client.get(provider.login(authorize_url))
+    assert response.status_code == (303 if completes else 400)
+
+
+def test_the_login_cookie_lives_as_long_as_the_login(client: TestClient) -> None:
+    [line] = start_login(client).headers.get_list("set-cookie")
+
+    assert f"Max-Age={TRANSACTION_LIFETIME};" in line
 
 
 def test_a_login_started_before_transactions_had_a_kind_completes(

@@ -55,6 +55,7 @@ def test_malformed_or_unknown_cookies_mean_no_session(client: TestClient, value:
     [
         (60, 60, True),
         (7 * 24 * 3600 + 1, 10, False),  # past the absolute lifetime, though active
+        (7 * 24 * 3600, 10, False),  # the absolute lifetime ends now
         (3600, 24 * 3600 + 1, False),  # inactive for longer than a day
         (6 * 24 * 3600, 23 * 3600, True),
     ],
@@ -122,8 +123,14 @@ def test_sessions_started_after_a_rotation_outlive_the_old_secret(
         assert later.get("/auth/profile").status_code == status, secrets
 
 
-def test_session_cookie_flags(client: TestClient, provider: FakeProvider) -> None:
+def test_session_cookie_flags(
+    client: TestClient, provider: FakeProvider, settings: Settings
+) -> None:
     [line] = session_cookies(log_in(client, provider))
+
+    max_age = int(line.split("Max-Age=")[1].split(";")[0])
+    assert settings.session_inactivity_duration - 5 <= max_age
+    assert max_age <= settings.session_absolute_duration
 
     assert "HttpOnly" in line and "SameSite=lax" in line and "Path=/" in line
     assert "Secure" not in line  # APP_BASE_URL is http://
