@@ -393,10 +393,14 @@ def run_tests(worker: Worker, suite: Suite, tests: list[str]) -> str:
 # -- the report ----------------------------------------------------------------------------
 
 
-def load_judgments() -> dict[str, str]:
+def load_judgments(store: str) -> dict[str, str]:
+    """Equivalent mutants by id: `[equivalent]` for every project, and `[equivalent.<store>]`
+    for code that only one store's project leaves unused."""
     if not JUDGMENTS.exists():
         return {}
-    return dict(tomllib.loads(JUDGMENTS.read_text()).get("equivalent", {}))
+    table = tomllib.loads(JUDGMENTS.read_text()).get("equivalent", {})
+    judged = {key: value for key, value in table.items() if isinstance(value, str)}
+    return judged | dict(table.get(store, {}))
 
 
 def write_report(
@@ -406,7 +410,7 @@ def write_report(
     every: list[Mutant],
     results: list[Result],
 ) -> None:
-    judgments = load_judgments()
+    judgments = load_judgments(args.store or project_store(project))
     lines = list(report_lines(args, project, modules, every, results, judgments))
     text = "\n".join(lines) + "\n"
     print(text)
