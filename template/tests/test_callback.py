@@ -420,6 +420,11 @@ def test_oversized_code_is_not_forwarded(client: TestClient, provider: FakeProvi
     assert provider.requests == []
 
 
+def test_every_parameter_of_an_authorization_response_is_bounded() -> None:
+    # RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207 (error_uri is never read)
+    assert set(CALLBACK_PARAM_LIMITS) == {"code", "state", "iss", "error", "error_description"}
+
+
 @pytest.mark.parametrize(("name", "limit"), CALLBACK_PARAM_LIMITS.items())
 def test_each_callback_parameter_has_its_own_size_limit(
     client: TestClient, provider: FakeProvider, name: str, limit: int
