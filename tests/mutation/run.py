@@ -91,6 +91,9 @@ class Result:
 
 def main() -> None:
     args = parse_arguments()
+    if args.rescore:
+        rescore(args)
+        return
     with ExitStack() as stack:
         project = Path(args.project) if args.project else render_project(args, stack)
         python = project / ".venv" / "bin" / "python"
@@ -106,7 +109,9 @@ def main() -> None:
             record_contexts(project, python, suite)
             print(f"suite {suite.name}: {suite.seconds:.1f} s with coverage", flush=True)
         results = run_all(project, python, suites, chosen, args.jobs, args.confirm)
-        write_report(args, project, modules, every, results)
+        store = args.store or project_store(project)
+        header = Header(store, args.seed, template_commit(), len(modules), len(every))
+        write_report(args, header, results)
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -114,6 +119,9 @@ def parse_arguments() -> argparse.Namespace:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--store", choices=["cookie", "redis", "sql"], help="render this store")
     where.add_argument("--project", help="a rendered project with its .venv")
+    where.add_argument(
+        "--rescore", metavar="REPORT.json", help="write an earlier run's report again"
+    )
     parser.add_argument("--answer", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument(
         "--modules", nargs="+", default=list(DEFAULT_MODULES),
@@ -403,16 +411,20 @@ def load_judgments(store: str) -> dict[str, str]:
     return judged | dict(table.get(store, {}))
 
 
-def write_report(
-    args: argparse.Namespace,
-    project: Path,
-    modules: list[str],
-    every: list[Mutant],
-    results: list[Result],
-) -> None:
-    judgments = load_judgments(args.store or project_store(project))
-    lines = list(report_lines(args, project, modules, every, results, judgments))
-    text = "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Header:
+    """What a report is about."""
+
+    store: str
+    seed: int
+    commit: str
+    modules: int
+    mutants: int  # in the modules; `results` holds the sample
+
+
+def write_report(args: argparse.Namespace, header: Header, results: list[Result]) -> None:
+    judgments = load_judgments(header.store)
+    text = "\n".join(report_lines(header, results, judgments)) + "\n"
     print(text)
     if args.report:
         report = Path(args.report)
@@ -423,26 +435,35 @@ def write_report(
              "by": result.by, "seconds": round(result.seconds, 2)}
             for result in results
         ]  # fmt: skip
-        report.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+        document = {"header": header.__dict__, "results": raw}
+        report.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n")
 
 
-def report_lines(
-    args: argparse.Namespace,
-    project: Path,
-    modules: list[str],
-    every: list[Mutant],
-    results: list[Result],
-    judgments: dict[str, str],
-) -> Iterator[str]:
-    store = args.store or project_store(project)
-    commit = subprocess.run(
+def rescore(args: argparse.Namespace) -> None:
+    """The report of an earlier run (its .json) again, with today's judgments."""
+    document = json.loads(Path(args.rescore).read_text())
+    header = Header(**document["header"])
+    results = []
+    for raw in document["results"]:
+        fields = {name: raw[name] for name in Mutant.__dataclass_fields__}
+        fields["start"], fields["end"] = tuple(fields["start"]), tuple(fields["end"])
+        results.append(Result(Mutant(**fields), raw["outcome"], raw["by"], raw["seconds"]))
+    write_report(args, header, results)
+
+
+def template_commit() -> str:
+    return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
-    yield f"# Mutation report: {store} project"
+
+
+def report_lines(header: Header, results: list[Result], judgments: dict[str, str]) -> Iterator[str]:
+    yield f"# Mutation report: {header.store} project"
     yield ""
     yield (
-        f"Template commit {commit or '?'} (plus uncommitted changes, if any), seed {args.seed}, "
-        f"{len(results)} of {len(every)} mutants of {len(modules)} modules."
+        f"Template commit {header.commit or '?'} (plus uncommitted changes, if any), "
+        f"seed {header.seed}, {len(results)} of {header.mutants} mutants of "
+        f"{header.modules} modules."
     )
     yield ""
     yield "| module | mutants | killed | equivalent | survived | score |"
