@@ -207,6 +207,17 @@ def test_unknown_key_ids_refetch_the_keys_at_most_once_a_second(
     assert provider.requests.count("jwks") == 1
 
 
+def test_new_keys_that_cannot_be_fetched_are_a_provider_problem(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    assert log_in(client, provider).status_code == 303  # the old keys are cached
+    client.cookies.clear()
+    provider.rotate_keys()
+    provider.replies["jwks"] = Response("", 500)
+
+    assert_refused(log_in(client, provider, "bob"), 503, "provider_unavailable", client)
+
+
 def test_unknown_key_id_refetches_the_keys_once(client: TestClient, provider: FakeProvider) -> None:
     assert log_in(client, provider).status_code == 303  # keys cached
     provider.rotate_keys()
