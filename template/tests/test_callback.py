@@ -289,6 +289,33 @@ def test_clock_differences_are_tolerated_up_to_the_leeway(
     assert log_in(client, provider).status_code == (303 if accepted else 400)
 
 
+def test_an_empty_document_from_the_provider_is_refused(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    provider.replies["jwks"] = Response("", 200)
+    client = client_for()
+    assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
+
+    provider.replies["discovery"] = Response("", 200)
+    assert client_for().get("/auth/login").status_code == 502
+
+
+def test_endpoints_with_a_query_of_their_own_keep_it(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.metadata = {
+        "authorization_endpoint": f"{ISSUER}/authorize?p=signin",  # Azure AD B2C's policies
+        "end_session_endpoint": f"{ISSUER}/logout?p=signin",
+    }
+
+    login = start_login(client).headers["location"]
+    assert login.startswith(f"{ISSUER}/authorize?p=signin&")
+    assert query(login)["response_type"] == "code"
+    logout = client.get("/auth/logout").headers["location"]
+    assert logout.startswith(f"{ISSUER}/logout?p=signin&")
+    assert query(logout)["client_id"] == "dev-client"
+
+
 def test_a_provider_that_lists_no_signing_algorithms_signs_with_rs256(
     client: TestClient, provider: FakeProvider
 ) -> None:
@@ -334,6 +361,11 @@ def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvid
         (Response("", 500), 503, "provider_unavailable"),
         (Response("slow down", 429), 503, "provider_unavailable"),
         (Response("", 200), 502, "bad_provider_response"),
+        (
+            Response('{"error": "server_error"}', 500, media_type="application/json"),
+            503,
+            "provider_unavailable",
+        ),
         (
             Response('{"access_token": "x"}', 300, media_type="application/json"),
             502,

@@ -118,7 +118,9 @@ def test_par_without_an_endpoint_is_a_provider_error(
     assert response.json()["error"] == "bad_provider_response"
     description = response.json()["error_description"]
     assert "pushed authorization requests" in description
-    assert ("AUTH0_USE_PAR" in description) == use_par  # which setting or document says so
+    # Which says so: the setting, or the provider's discovery document.
+    assert ("AUTH0_USE_PAR asks for" in description) == use_par
+    assert ("login service requires" in description) != use_par
     assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
 
 
