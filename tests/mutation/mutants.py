@@ -4,7 +4,7 @@ Each `Mutant` is one edit of one module: flip a comparison, move a boundary, swa
 drop a `not`, negate a condition, drop a `raise` or a call, change a constant or an operator,
 return `None` instead of a value. The edit replaces one node's source segment, so the rest of
 the file keeps its text and line numbers. Docstrings, annotations, `__all__` and
-`if TYPE_CHECKING:` blocks are left alone: changing them changes nothing at run time. Nor is
+`Literal[...]` types and `if TYPE_CHECKING:` blocks are left alone: changing them changes nothing at run time. Nor is
 the wording of messages for people (strings that start with a capital letter and contain a
 space): tests pin the error codes and statuses those messages travel with, not their prose.
 
@@ -151,6 +151,10 @@ class _Finder(ast.NodeVisitor):
             return
         self._negate_condition(node.test)
         self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        if not (isinstance(node.value, ast.Name) and node.value.id == "Literal"):  # a type
+            self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         return
