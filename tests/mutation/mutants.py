@@ -3,10 +3,11 @@
 Each `Mutant` is one edit of one module: flip a comparison, move a boundary, swap `and`/`or`,
 drop a `not`, negate a condition, drop a `raise` or a call, change a constant or an operator,
 return `None` instead of a value. The edit replaces one node's source segment, so the rest of
-the file keeps its text and line numbers. Docstrings, annotations, `__all__` and
-`Literal[...]` types and `if TYPE_CHECKING:` blocks are left alone: changing them changes nothing at run time. Nor is
-the wording of messages for people (strings that start with a capital letter and contain a
-space): tests pin the error codes and statuses those messages travel with, not their prose.
+the file keeps its text and line numbers. Docstrings, annotations, `__all__`, `Literal[...]`
+types and `if TYPE_CHECKING:` blocks are left alone: changing them changes nothing at run
+time. Nor is the wording of messages for people (strings that start with a capital letter
+and contain a space): tests pin the error codes and statuses those messages travel with, not
+their prose.
 
 A mutant's `key` names it by module, enclosing function, kind and text (not by line number),
 so judgments recorded against a key survive edits elsewhere in the file.
