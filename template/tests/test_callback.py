@@ -24,6 +24,8 @@ from app.auth.routes import CALLBACK_PARAM_LIMITS, MAX_QUERY_LENGTH
 from app.auth.tokens import (
     CLOCK_LEEWAY,
     EDWARDS_ALGORITHMS,
+    MAX_REFRESH_TOKEN_LENGTH,
+    MAX_SCOPE_LENGTH,
     MAX_TOKEN_LENGTH,
     SIGNING_ALGORITHMS,
 )
@@ -243,6 +245,11 @@ def test_unknown_key_id_refetches_the_keys_once(client: TestClient, provider: Fa
         ({"expires_in": -5}, 400, "invalid_token"),
         ({"id_token": "x" * 1_000_000}, 502, "bad_provider_response"),
         ({"id_token": "x" * 20_000}, 400, "invalid_token"),
+        ({"access_token": "x" * (MAX_TOKEN_LENGTH + 1)}, 400, "invalid_token"),
+        ({"refresh_token": "x" * (MAX_REFRESH_TOKEN_LENGTH + 1)}, 400, "invalid_token"),
+        ({"scope": "x" * (MAX_SCOPE_LENGTH + 1)}, 400, "invalid_token"),
+        ({"access_token": ""}, 400, "invalid_token"),
+        ({"refresh_token": 42}, 400, "invalid_token"),
     ],
 )
 def test_bad_token_responses_are_refused(
@@ -345,6 +352,18 @@ def test_a_provider_that_lists_no_client_authentication_gets_basic(
 
     assert log_in(client, provider).status_code == 303
     assert "client_id" not in provider.token_requests[-1]  # it went in the Basic header
+
+
+def test_token_response_members_up_to_their_size_limits_are_taken(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.token_response = {
+        "access_token": "x" * MAX_TOKEN_LENGTH,
+        "refresh_token": "x" * MAX_REFRESH_TOKEN_LENGTH,
+        "scope": "openid " + "x" * (MAX_SCOPE_LENGTH - len("openid ")),
+    }
+
+    assert log_in(client, provider).status_code == 303
 
 
 def test_token_type_is_case_insensitive(client: TestClient, provider: FakeProvider) -> None:

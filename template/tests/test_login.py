@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.cookies import CookieCipher
+from app.auth.routes import MAX_LOGIN_PARAM_LENGTH
 from app.auth.transactions import TRANSACTION_LIFETIME
 from devserver.provider import FakeProvider
 from tests.helpers import APP_URL, ISSUER, auth_of, log_in, query, session_cookies, start_login
@@ -59,6 +60,15 @@ def test_audience_is_sent_when_configured(client_for: Callable[..., TestClient])
     client = client_for(auth0_audience="https://api.example")
 
     assert query(start_login(client).headers["location"])["audience"] == "https://api.example"
+
+
+def test_login_parameters_up_to_the_size_limit_are_forwarded(client: TestClient) -> None:
+    at_limit = "x" * MAX_LOGIN_PARAM_LENGTH
+    params = query(start_login(client, login_hint=at_limit).headers["location"])
+    assert params["login_hint"] == at_limit
+
+    params = query(start_login(client, login_hint=at_limit + "x").headers["location"])
+    assert "login_hint" not in params
 
 
 def test_no_audience_is_sent_unless_configured(client: TestClient, provider: FakeProvider) -> None:
