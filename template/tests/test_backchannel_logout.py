@@ -103,6 +103,14 @@ def test_the_logout_holds_at_once_where_the_session_is_in_use(
         assert client.get("/auth/profile").status_code == 401, f"attempt {attempt}"
 
 
+def test_a_token_without_exp_is_bounded_by_its_age(
+    logged_in: TestClient, provider: FakeProvider
+) -> None:
+    # Its replay record is kept as long as such a token would be accepted.
+    assert post_logout(logged_in, provider.logout_token(sub="alice", exp=None)).status_code == 200
+    assert logged_in.get("/auth/profile").status_code == 401
+
+
 def test_a_later_login_is_not_affected(logged_in: TestClient, provider: FakeProvider) -> None:
     assert post_logout(logged_in, provider.logout_token(sub="alice")).status_code == 200
 

@@ -243,6 +243,9 @@ def test_unknown_key_id_refetches_the_keys_once(client: TestClient, provider: Fa
         ({"id_token": None}, 400, "invalid_token"),
         ({"access_token": None}, 400, "invalid_token"),
         ({"expires_in": -5}, 400, "invalid_token"),
+        ({"expires_in": 0}, 400, "invalid_token"),
+        ({"expires_in": True}, 400, "invalid_token"),
+        ({"expires_in": "3600"}, 400, "invalid_token"),
         ({"id_token": "x" * 1_000_000}, 502, "bad_provider_response"),
         ({"id_token": "x" * 20_000}, 400, "invalid_token"),
         ({"access_token": "x" * (MAX_TOKEN_LENGTH + 1)}, 400, "invalid_token"),
@@ -362,6 +365,15 @@ def test_token_response_members_up_to_their_size_limits_are_taken(
         "refresh_token": "x" * MAX_REFRESH_TOKEN_LENGTH,
         "scope": "openid " + "x" * (MAX_SCOPE_LENGTH - len("openid ")),
     }
+
+    assert log_in(client, provider).status_code == 303
+
+
+@pytest.mark.parametrize("expires_in", [1, 0.5, 86400, None])
+def test_any_positive_token_lifetime_is_taken(
+    client: TestClient, provider: FakeProvider, expires_in: float | None
+) -> None:
+    provider.token_response = {"expires_in": expires_in}
 
     assert log_in(client, provider).status_code == 303
 
@@ -594,8 +606,10 @@ def test_a_huge_provider_response_of_unknown_length_is_refused(
     client: TestClient, provider: FakeProvider
 ) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
+        yield b'{"token_type": "Bearer", "access_token": "x", "pad": "'
         for _ in range(5):
-            yield b" " * 65536
+            yield b"x" * 65536
+        yield b'"}'
 
     provider.replies["token"] = StreamingResponse(chunks(), media_type="application/json")
 
