@@ -2,7 +2,9 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 import httpx
@@ -16,7 +18,7 @@ from app.auth.sessions import MAX_ACCESS_TOKENS
 from app.main import create_app
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, log_in, replace_cookie, stored_session
+from tests.helpers import APP_URL, install_session, log_in, replace_cookie, stored_session
 
 REFRESH = "refresh_token"
 
@@ -128,6 +130,45 @@ def test_a_refused_refresh_ends_the_session(client: TestClient, short_tokens: Fa
 
     assert api.status_code == 401
     assert api.json()["error"] == "session_ended"
+    assert client.get("/auth/profile").status_code == 401
+
+
+def due_for_renewal_and_refresh(client: TestClient, provider: FakeProvider) -> None:
+    """A login whose session is due for renewal and whose access token is expiring."""
+    log_in(client, provider)
+    session = stored_session(client)
+    assert session is not None
+    now = int(time.time())
+    expiring = replace(session.access_tokens[0], expires_at=now + 5)
+    install_session(client, replace(session, touched_at=now - 400, access_tokens=(expiring,)))
+
+
+def test_a_renewal_and_a_refresh_in_one_request_set_each_cookie_once(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    due_for_renewal_and_refresh(client, provider)
+
+    response = client.get("/api-example")
+
+    assert response.status_code == 200
+    names = [line.split("=")[0] for line in response.headers.get_list("set-cookie")]
+    assert len(names) == len(set(names)), names
+    assert len(refreshes(provider)) == 1
+    assert client.get("/api-example").status_code == 200  # the refreshed token was kept
+    assert len(refreshes(provider)) == 1
+
+
+def test_a_refused_refresh_ends_a_session_that_was_just_renewed(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    due_for_renewal_and_refresh(client, provider)
+    provider.forget_refresh_tokens()
+
+    response = client.get("/api-example", headers={"accept": "application/json"})
+
+    assert response.status_code == 401
+    kept = [line for line in response.headers.get_list("set-cookie") if "Max-Age=0" not in line]
+    assert not [line for line in kept if line.startswith("app_session")]
     assert client.get("/auth/profile").status_code == 401
 
 

@@ -300,6 +300,9 @@ print(json.dumps(sorted(n for n in tops if n not in own and not n.startswith("_"
 class Worker:
     directory: Path
     server: ForkServer
+    # A Redis of its own: tests count Redis's commands (INFO commandstats), which another
+    # worker's tests would disturb.
+    redis_url: str | None = None
 
 
 def run_all(
@@ -310,12 +313,19 @@ def run_all(
     jobs: int,
     confirm: bool,
 ) -> list[Result]:
+    from components import RedisServer
+
     workspace = Path(tempfile.mkdtemp(prefix="mutation-workers-"))
     workers: Queue[Worker] = Queue()
+    redis_servers: list[RedisServer] = []
     for number in range(jobs):
         copy = workspace / f"worker-{number}"
         shutil.copytree(project, copy, ignore=IGNORED_COPY, symlinks=True)
-        workers.put(Worker(copy, ForkServer(project, python)))
+        redis_url = None
+        if any(suite.env.get("REDIS_URL") for suite in suites):
+            redis_servers.append(RedisServer().__enter__())
+            redis_url = redis_servers[-1].url
+        workers.put(Worker(copy, ForkServer(project, python), redis_url))
     done = 0
     counts: Counter[str] = Counter()
 
@@ -345,6 +355,8 @@ def run_all(
     finally:
         while not workers.empty():
             workers.get().server.close()
+        for server in redis_servers:
+            server.__exit__(None, None, None)
         shutil.rmtree(workspace, ignore_errors=True)
 
 
@@ -380,6 +392,8 @@ def test_mutant(
 
 def run_tests(worker: Worker, suite: Suite, tests: list[str]) -> str:
     env = {**suite.env, "PYTHONDONTWRITEBYTECODE": "1"}
+    if env.get("REDIS_URL") and worker.redis_url:
+        env["REDIS_URL"] = worker.redis_url
     code = worker.server.pytest(worker.directory, tests, env, timeout=3 * suite.seconds + 30)
     if code == "timeout":
         return "timeout"
