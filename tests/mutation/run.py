@@ -35,7 +35,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from queue import Queue
 
@@ -120,8 +120,10 @@ def parse_arguments() -> argparse.Namespace:
     where.add_argument("--store", choices=["cookie", "redis", "sql"], help="render this store")
     where.add_argument("--project", help="a rendered project with its .venv")
     where.add_argument(
-        "--rescore", metavar="REPORT.json", help="write an earlier run's report again"
-    )
+        "--rescore", metavar="REPORT.json", nargs="+",
+        help="write an earlier run's report again; with several, later runs' results of the "
+        "same mutants replace earlier ones (e.g. survivors run again with --ids)",
+    )  # fmt: skip
     parser.add_argument("--answer", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument(
         "--modules", nargs="+", default=list(DEFAULT_MODULES),
@@ -454,15 +456,22 @@ def write_report(args: argparse.Namespace, header: Header, results: list[Result]
 
 
 def rescore(args: argparse.Namespace) -> None:
-    """The report of an earlier run (its .json) again, with today's judgments."""
-    document = json.loads(Path(args.rescore).read_text())
-    header = Header(**document["header"])
-    results = []
-    for raw in document["results"]:
-        fields = {name: raw[name] for name in Mutant.__dataclass_fields__}
-        fields["start"], fields["end"] = tuple(fields["start"]), tuple(fields["end"])
-        results.append(Result(Mutant(**fields), raw["outcome"], raw["by"], raw["seconds"]))
-    write_report(args, header, results)
+    """The report of an earlier run (its .json) again, with today's judgments; results of
+    later runs (`--ids` runs of its survivors) replace those of the same mutants."""
+    documents = [json.loads(Path(name).read_text()) for name in args.rescore]
+    header = Header(**documents[0]["header"])
+    results: dict[str, Result] = {}
+    for document in documents:
+        for raw in document["results"]:
+            fields = {name: raw[name] for name in Mutant.__dataclass_fields__}
+            fields["start"], fields["end"] = tuple(fields["start"]), tuple(fields["end"])
+            mutant = Mutant(**fields)
+            if document is documents[0] or mutant.id in results:
+                results[mutant.id] = Result(mutant, raw["outcome"], raw["by"], raw["seconds"])
+    if len(documents) > 1:
+        commits = ", ".join(document["header"]["commit"] for document in documents[1:])
+        header = replace(header, commit=f"{header.commit}, survivors run again at {commits}")
+    write_report(args, header, list(results.values()))
 
 
 def template_commit() -> str:
