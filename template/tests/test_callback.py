@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import httpx
@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jws
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from app.auth import client as client_module
 from app.auth.client import JWKS_TTL, MAX_RESPONSE_BYTES, METADATA_TTL
@@ -603,17 +603,36 @@ def test_every_request_to_the_provider_asks_for_json(
 
 
 def test_a_huge_provider_response_of_unknown_length_is_refused(
-    client: TestClient, provider: FakeProvider
+    client_for: Callable[..., TestClient], provider: FakeProvider
 ) -> None:
-    def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
+    inner = provider.transport
+
+    async def chunks() -> AsyncIterator[bytes]:  # the size shows only while reading
         yield b'{"token_type": "Bearer", "access_token": "x", "pad": "'
         for _ in range(5):
             yield b"x" * 65536
         yield b'"}'
 
-    provider.replies["token"] = StreamingResponse(chunks(), media_type="application/json")
+    class Chunked(httpx.AsyncBaseTransport):  # a token endpoint sending no Content-Length
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path != "/token":
+                return await inner.handle_async_request(request)
+            return httpx.Response(200, headers={"content-type": "application/json"},
+                                  stream=ChunkedStream(chunks()))  # fmt: skip
+
+    provider.transport = Chunked()  # type: ignore[assignment]
+    client = client_for()
 
     assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
+
+
+class ChunkedStream(httpx.AsyncByteStream):
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            yield chunk
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ HOSTILE = [
     "/\x7f",
     "/%25252F%25252Fevil.example",  # encoded three times
     "/a%25252525252F",  # encoded more often than anyone would
+    "/a%252520b",  # a harmless path, but encoded three times: more than links ever are
     "@evil.example",
     "https://127.0.0.1:8000@evil.example/",
 ]
