@@ -169,7 +169,8 @@ def make_suites(args: argparse.Namespace, stack: ExitStack) -> list[Suite]:
         suites.append(Suite(store, {**clean}))
     if store in ("cookie", "redis"):
         redis = stack.enter_context(RedisServer())
-        suites.append(Suite(f"{store}+redis", {**clean, "REDIS_URL": redis.url}))
+        name = "redis" if store == "redis" else f"{store}+redis"
+        suites.append(Suite(name, {**clean, "REDIS_URL": redis.url}))
     if store == "sql" and args.postgres:
         postgres = stack.enter_context(PostgresServer())
         suites.append(Suite("sql+postgres", {**clean, "DATABASE_URL": postgres.url}))
