@@ -150,6 +150,14 @@ def test_id_tokens_signed_with_any_asymmetric_algorithm_are_accepted(
     assert client.get("/auth/profile").json()["sub"] == "alice"
 
 
+@pytest.mark.parametrize("length", [1, 255])
+def test_subjects_of_any_length_up_to_255_are_accepted(
+    client: TestClient, provider: FakeProvider, length: int
+) -> None:
+    assert log_in(client, provider, "a" * length).status_code == 303
+    assert client.get("/auth/profile").json()["sub"] == "a" * length
+
+
 def test_keys_without_a_use_member_verify_signatures(
     client: TestClient, provider: FakeProvider
 ) -> None:
