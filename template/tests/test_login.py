@@ -34,6 +34,7 @@ def test_the_api_schema_documents_the_redirects(client: TestClient) -> None:
 
     for path in ("/auth/login", "/auth/callback", "/auth/logout"):
         assert "303" in paths[path]["get"]["responses"], path
+    assert {"200", "400", "415"} <= set(paths["/auth/backchannel-logout"]["post"]["responses"])
 
 
 def test_each_login_attempt_gets_its_own_transaction_cookie(client: TestClient) -> None:
