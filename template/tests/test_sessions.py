@@ -85,6 +85,16 @@ def test_session_is_renewed_only_when_due(client: TestClient) -> None:
     assert renewed.touched_at >= now and renewed.created_at == now - 3600
 
 
+def test_short_sessions_are_renewed_sooner(client_for: Callable[..., TestClient]) -> None:
+    client = client_for(session_inactivity_duration=600)  # renewed after a tenth of that
+    now = int(time.time())
+    install_session(client, make_session(created_at=now - 3600, touched_at=now - 70))
+
+    assert client.get("/auth/profile").status_code == 200
+    renewed = stored_session(client)
+    assert renewed is not None and renewed.touched_at >= now
+
+
 def test_a_session_is_renewed_once_the_interval_has_passed(
     client: TestClient, settings: Settings
 ) -> None:
