@@ -117,16 +117,15 @@ class _Finder(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for default in [*node.args.defaults, *filter(None, node.args.kw_defaults)]:
             self.visit(default)
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        self.scopes.append(node.name)
-        for statement in _without_docstring(node.body):
-            self.visit(statement)
-        self.scopes.pop()
+        self._visit_scope(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._visit_scope(node)
+
+    def _visit_scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        """Decorators, then the body (without its docstring) inside the scope `node` opens."""
         for decorator in node.decorator_list:
             self.visit(decorator)
         self.scopes.append(node.name)
