@@ -400,14 +400,10 @@ def run_tests(worker: Worker, suite: Suite, tests: list[str]) -> str:
     code = worker.server.pytest(worker.directory, tests, env, timeout=3 * suite.seconds + 30)
     if code == "timeout":
         return "timeout"
-    if code == "99":  # pytest.main raised
+    if code == "99":  # pytest.main raised: a plain `pytest` run fails the same way
         error = worker.directory / ERROR_FILE
-        detail = error.read_text() if error.exists() else ""
-        error.unlink(missing_ok=True)
-        if "SystemExit" in detail:  # the app refused to start (its configuration check)
-            return "killed"
-        print(f"pytest could not run: {tests[:3]}\n{detail}", flush=True)
-        return "error"
+        error.unlink(missing_ok=True)  # e.g. SystemExit (the app refused to start), or the
+        return "killed"  # unraisable-exception errors of leaked sockets at session end
     if code == "5":  # no tests ran: the selection is wrong, not the mutant
         print(f"no tests ran: {tests[:3]}", flush=True)
         return "error"
