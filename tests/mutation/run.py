@@ -329,6 +329,7 @@ def run_all(
             redis_servers.append(RedisServer().__enter__())
             redis_url = redis_servers[-1].url
         workers.put(Worker(copy, ForkServer(project, python), redis_url))
+    check_workers(list(workers.queue), suites)
     done = 0
     counts: Counter[str] = Counter()
 
@@ -361,6 +362,18 @@ def run_all(
         for server in redis_servers:
             server.__exit__(None, None, None)
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def check_workers(workers: list[Worker], suites: list[Suite]) -> None:
+    """Each worker's forked runs pass on the unmutated code, or they could not judge mutants."""
+
+    def check(worker: Worker) -> list[str]:
+        return [suite.name for suite in suites if run_tests(worker, suite, []) != "survived"]
+
+    with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+        failing = [name for names in pool.map(check, workers) for name in names]
+    if failing:
+        sys.exit(f"the unmutated suites {sorted(set(failing))} fail in forked runs")
 
 
 def test_mutant(
