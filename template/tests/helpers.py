@@ -65,12 +65,22 @@ def unsigned_token(claims: dict[str, Any], alg: str = "none") -> str:
     return f"{encode({'alg': alg, 'kid': 'dev-1'})}.{encode(claims)}."
 
 
+def claims_of(token: str) -> dict[str, Any]:
+    """The claims of a JWT, unverified (for tests that need its jti)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def post_logout(client: TestClient, token: str) -> httpx2.Response:
+    """POST a logout token to the back-channel logout route, as the provider does."""
+    return client.post("/auth/backchannel-logout", data={"logout_token": token})
+
+
 def send_backchannel_logout(
     client: TestClient, provider: FakeProvider, *, sub: str | None = None, sid: str | None = None
 ) -> httpx2.Response:
     """Have the provider end sessions of `sub` (or of provider session `sid`) right away."""
-    token = provider.logout_token(sub=sub, sid=sid)
-    return client.post("/auth/backchannel-logout", data={"logout_token": token})
+    return post_logout(client, provider.logout_token(sub=sub, sid=sid))
 
 
 def make_session(**changes: Any) -> Session:
@@ -133,15 +143,15 @@ def assert_a_refused_logout_can_be_retried(
     assert logged_in.get("/auth/profile").status_code == 200
     token = provider.logout_token(sub="alice")
     with refusing as failing:
-        refused = failing.post("/auth/backchannel-logout", data={"logout_token": token})
+        refused = post_logout(failing, token)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "session_store_unavailable"
     assert logged_in.get("/auth/profile").status_code == 200
 
-    retried = logged_in.post("/auth/backchannel-logout", data={"logout_token": token})
+    retried = post_logout(logged_in, token)
     assert retried.status_code == 200, retried.text
     assert logged_in.get("/auth/profile").status_code == 401
-    again = logged_in.post("/auth/backchannel-logout", data={"logout_token": token})
+    again = post_logout(logged_in, token)
     assert again.status_code == 400
 
 

@@ -1,7 +1,5 @@
 """Back-channel logout (OpenID Connect Back-Channel Logout 1.0): the provider ends sessions."""
 
-import base64
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +12,9 @@ from joserfc.jwk import RSAKey
 from app.auth.tokens import MAX_TOKEN_LENGTH
 from devserver.provider import LOGOUT_EVENT, FakeProvider
 from tests.helpers import (
+    claims_of,
     log_in,
+    post_logout,
     replace_cookie,
     stored_session,
     token_of_length,
@@ -23,15 +23,6 @@ from tests.helpers import (
 
 ROUTE = "/auth/backchannel-logout"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-
-
-def post_logout(client: TestClient, token: str) -> httpx2.Response:
-    return client.post(ROUTE, data={"logout_token": token})
 
 
 def assert_refused(response: httpx2.Response, still_logged_in: TestClient) -> None:
