@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from fastapi import Request
-from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from app.auth.components import Auth
+from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import AccessToken, Session
 from devserver.provider import FakeProvider
 
@@ -47,7 +47,7 @@ def session_cookies(response: httpx2.Response) -> list[str]:
     return [
         line
         for line in response.headers.get_list("set-cookie")
-        if line.startswith("app_session") and "Max-Age=0" not in line
+        if line.startswith(SESSION_COOKIE) and "Max-Age=0" not in line
     ]
 
 
@@ -110,22 +110,24 @@ def auth_of(client: TestClient) -> Auth:
 def install_session(client: TestClient, session: Session) -> None:
     """Give the client a login holding exactly `session`, stored the way the app stores it."""
     assert client.portal is not None, "use the client inside `with TestClient(...)`"
-    response = Response()
-    client.portal.call(auth_of(client).sessions.save, _request(client), response, session)
-    for line in response.headers.getlist("set-cookie"):
-        name, _, rest = line.partition("=")
-        if "Max-Age=0" not in line:
-            replace_cookie(client, name, rest.split(";")[0])
+    request = _request(client, with_cookies=False)  # a new login, not a successor of one
+    client.portal.call(auth_of(client).sessions.start, request, session)
+    for cookie in [c for c in client.cookies.jar if c.name.startswith(SESSION_COOKIE)]:
+        client.cookies.delete(cookie.name)
+    for header in request_state(request).cookies.values():
+        name, _, rest = header.decode().partition("=")
+        replace_cookie(client, name, rest.split(";")[0])
 
 
 def stored_session(client: TestClient) -> Session | None:
     """The session the app would see for the client's cookies right now."""
     assert client.portal is not None, "use the client inside `with TestClient(...)`"
-    return client.portal.call(auth_of(client).sessions.load, _request(client))
+    return client.portal.call(auth_of(client).sessions.current, _request(client))
 
 
-def _request(client: TestClient) -> Request:
-    cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+def _request(client: TestClient, *, with_cookies: bool = True) -> Request:
+    cookies = list(client.cookies.jar) if with_cookies else []
+    cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
     return Request(
         {"type": "http", "method": "GET", "path": "/", "headers": [(b"cookie", cookie.encode())]}
     )

@@ -366,8 +366,9 @@ class OidcClient:
 
     async def refresh(
         self, refresh_token: str, *, audience: str | None, scope: str | None, sub: str
-    ) -> TokenSet:
-        """Redeem a refresh token for a new access token (and maybe new refresh/ID tokens)."""
+    ) -> tuple[TokenSet, dict[str, Any] | None]:
+        """Redeem a refresh token for a new access token (and maybe new refresh/ID tokens);
+        with a new ID token, also its validated claims (about the same user `sub`)."""
         metadata = await self.metadata()
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if audience:
@@ -383,9 +384,9 @@ class OidcClient:
             raise ProviderError(f"The login service refused to refresh ({exc.error}).") from None
         now = int(time.time())
         tokens = parse_token_response(body, now=now, id_token_required=False)
-        if tokens.id_token is not None:
-            await self._validate_id_token(metadata, tokens.id_token, now=now, sub=sub)
-        return tokens
+        if tokens.id_token is None:
+            return tokens, None
+        return tokens, await self._validate_id_token(metadata, tokens.id_token, now=now, sub=sub)
 
     async def userinfo(self, access_token: str, *, sub: str) -> dict[str, Any]:
         """The provider's UserInfo for an access token; it must be about the user `sub`."""

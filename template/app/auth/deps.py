@@ -11,25 +11,16 @@ from fastapi import Depends, Request
 from app.auth import policy
 from app.auth.components import Auth, get_auth
 from app.auth.errors import Forbidden, NotAuthenticated
-from app.auth.sessions import Session, now, request_state
+from app.auth.session_cookie import request_state
+from app.auth.sessions import Session
 
 
 async def get_session(request: Request) -> Session | None:
     """The request's session, or None. Read once per request, renewed when due."""
     state = request_state(request)
-    if not state.loaded:
-        state.loaded = True
-        auth = get_auth(request)
-        session = await auth.sessions.load(request)
-        newer = auth.tokens.successor(session) if session is not None else None
-        if newer is not None:
-            # The browser sent a cookie from before this process refreshed the tokens.
-            session = newer
-            await auth.sessions.update(request, newer)
-        elif session is not None and auth.lifetime.needs_touch(session, now()):
-            await auth.sessions.touch(request, session)
-        state.session = session
-    return state.session
+    if state.loaded:
+        return state.session
+    return await get_auth(request).sessions.current(request)
 
 
 async def require_session(request: Request) -> Session:

@@ -4,6 +4,7 @@
     ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
     │   └── SessionEnded        401: the provider refused to refresh the session's tokens
     ├── Forbidden               403: logged in, but `policy.authorize` said no
+    │   └── LoginRefused        403: `policy.on_login` refused the login
     ├── InvalidRequest          400: missing, duplicated or oversized parameters
     │   ├── UnsupportedMediaType 415: a body in a format the route does not take
     │   └── LoginExpired        400: no login in progress for this `state`
@@ -67,6 +68,11 @@ class Forbidden(AuthError):
 
     def __init__(self, message: str = "Your account may not open this page.") -> None:
         super().__init__(message)
+
+
+class LoginRefused(Forbidden):
+    code = "login_refused"
+    title = "Login refused"
 
 
 class InvalidRequest(AuthError):

@@ -3,13 +3,13 @@
 - The app's auth components are put into the request's scope (see `get_auth`).
 - A response of a request that read the session gets `Cache-Control: no-store`
   (unless the route chose its own), so no cache keeps one user's page for another.
-- Cookies deferred by the session store (rolling-expiry renewals) are added.
+- The session cookies set while the request was handled (session_cookie.py) are added.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import components
-from app.auth.sessions import SCOPE_KEY, RequestAuthState
+from app.auth.session_cookie import SCOPE_KEY, RequestState
 
 
 class AuthStateMiddleware:
@@ -24,7 +24,7 @@ class AuthStateMiddleware:
         scope[components.COMPONENTS_KEY] = self.auth
 
         async def send_with_auth_state(message: Message) -> None:
-            state: RequestAuthState | None = scope.get(SCOPE_KEY)
+            state: RequestState | None = scope.get(SCOPE_KEY)
             if state is not None and message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 if not isinstance(headers, list):
@@ -35,7 +35,8 @@ class AuthStateMiddleware:
                         break
                 else:
                     headers.append((b"cache-control", b"no-store"))
-                headers.extend(state.deferred_headers)
+                if state.cookies:
+                    headers.extend(state.set_cookie_headers())
             await send(message)
 
         await self.app(scope, receive, send_with_auth_state)

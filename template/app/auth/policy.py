@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 
 from app.auth.sessions import Session
+from app.auth.tokens import TokenSet
 
 # ID-token claims kept in the session (and returned by GET /auth/profile).
 SESSION_CLAIMS = (
@@ -42,6 +43,18 @@ LOGIN_PARAMS = (
 def session_user(claims: dict[str, Any]) -> dict[str, Any]:
     """The user data kept in the session, from the validated ID token's claims."""
     return {name: claims[name] for name in SESSION_CLAIMS if name in claims}
+
+
+async def on_login(request: Request, session: Session, tokens: TokenSet) -> Session:
+    """Called at every login, before the session is stored: return the session to keep.
+
+    Enrich it, e.g. with your own user id (kept in the session, shown by /auth/profile):
+        user_id = await users.id_for(session.sub)          # your database
+        return replace(session, user={**session.user, "user_id": user_id})
+    or refuse the login with an error page: `raise LoginRefused("Your account is closed.")`
+    (from app.auth.errors). Where the user goes next is `after_login`'s choice.
+    """
+    return session
 
 
 def after_login(session: Session, return_to: str) -> str:

@@ -107,7 +107,7 @@ async def complete_transaction(
             raise InvalidRequest("The login response has no state parameter.")
         transaction = auth.transactions.pop(request, cleanup, state)
         if transaction is None or transaction.kind not in kinds:
-            if await auth.sessions.load(request) is not None:
+            if await auth.sessions.current(request) is not None:
                 # A reload or "back" onto an old callback URL of a logged-in user.
                 response: Response = RedirectResponse("/", status_code=303)
             else:
@@ -186,18 +186,25 @@ async def finish_login(
         refresh_token=tokens.refresh_token,
         access_tokens=(access_token,),
         sid=sid if isinstance(sid, str) else None,
+        expires_at=provider_session_end(claims),
     )
+    session = await policy.on_login(request, session, tokens)
     target = safe_return_to(policy.after_login(session, transaction.return_to))
-    response = RedirectResponse(target, status_code=303)
-    await auth.sessions.save(request, response, session)
+    await auth.sessions.start(request, session)
     logger.info("auth.login sub=%s", session.sub)
-    return response
+    return RedirectResponse(target, status_code=303)
+
+
+def provider_session_end(claims: Mapping[str, Any]) -> int | None:
+    """When the provider's session ends, if the ID token says (Auth0's `session_expiry`)."""
+    value = claims.get("session_expiry")
+    return value if type(value) is int and value > 0 else None
 
 
 @router.get("/logout", response_class=RedirectResponse, status_code=303)
 async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = None) -> Response:
     """End the session here, then at the provider, then come back to `returnTo`."""
-    session = await auth.sessions.load(request)
+    session = await auth.sessions.end(request)  # never fails: the cookie goes in any case
     return_url = auth.settings.app_base_url + safe_return_to(return_to)
     try:
         metadata = await auth.client.metadata()
@@ -207,7 +214,6 @@ async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = N
         metadata, id_token=session.id_token if session else None, return_url=return_url
     )
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
-    await auth.sessions.delete(request, response)
     if session is not None:
         logger.info("auth.logout sub=%s", session.sub)
         if session.refresh_token:
@@ -227,7 +233,7 @@ async def backchannel_logout(request: Request, auth: AuthComponents) -> Response
         error = "invalid_request" if exc.status_code == 400 else exc.code
         body = {"error": error, "error_description": exc.message}
         return JSONResponse(body, status_code=exc.status_code, headers=NO_STORE)
-    if not await auth.sessions.claim_logout_token(logout.jti, expires_at=logout.expires_at):
+    if not await auth.logout_tokens.claim(logout.jti, until=logout.expires_at):
         body = {
             "error": "invalid_request",
             "error_description": "This logout token was used before.",
@@ -236,7 +242,7 @@ async def backchannel_logout(request: Request, auth: AuthComponents) -> Response
     try:
         await auth.sessions.end_sessions(sub=logout.sub, sid=logout.sid)
     except AuthError:
-        await auth.sessions.release_logout_token(logout.jti)  # let the provider retry
+        await auth.logout_tokens.release(logout.jti)  # let the provider retry
         raise
     logger.info("auth.backchannel_logout sub=%s sid=%s", logout.sub, logout.sid)
     return Response(status_code=200, headers=NO_STORE)

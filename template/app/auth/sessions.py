@@ -1,25 +1,21 @@
-"""The session: what we keep about a logged-in user, how long it lives, and where it is stored.
+"""The session: what we keep about a logged-in user, how long it lives, how it is encrypted.
 
 A session ends after `SESSION_INACTIVITY_DURATION` seconds without a request (rolling
-expiry) and `SESSION_ABSOLUTE_DURATION` seconds after login, whichever comes first.
-Both times live inside the encrypted data, so a client cannot extend them.
+expiry), `SESSION_ABSOLUTE_DURATION` seconds after login, or when the provider's session
+ends (the ID token's `session_expiry`), whichever comes first. These times live inside
+the encrypted data, so a client cannot extend them.
+
+Which request holds which session is the business of `session_cookie.py`; where
+sessions are kept, of the stores in `stores/`.
 """
 
 import secrets
 import time
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
-
-from fastapi import Request
-from fastapi.responses import Response
+from typing import Any
 
 from app.auth.cookies import CookieCipher
-
-# Per-request auth state lives in the ASGI scope under this key (see middleware.py).
-SCOPE_KEY = "app.auth"
-
 
 MAX_ACCESS_TOKENS = 8  # per session: one per API (audience) and scope set asked for
 
@@ -51,6 +47,11 @@ class Session:
     login_id: str  # random id of this login, to end just this session
     created_at: float  # Unix time of the login, sub-second (orders logins and logouts)
     touched_at: int  # Unix time of the last renewal (rolling expiry)
+    # Unix time at which the session ends whatever happens: the provider's session end
+    # (`session_expiry` in the ID token), or what is left of a session carried over.
+    expires_at: int | None = None
+    user_agent: str = ""  # of the browser that logged in, shortened (GET /auth/sessions)
+    revision: int = 0  # counts the changes of this login's session (not its renewals)
 
     @classmethod
     def start(cls, user: dict[str, Any], **tokens: Any) -> "Session":
@@ -73,10 +74,16 @@ class Session:
         return next((t for t in self.access_tokens if t.covers(audience, scope)), None)
 
     def refreshed(
-        self, token: AccessToken, *, refresh_token: str | None, id_token: str | None
+        self,
+        token: AccessToken,
+        *,
+        refresh_token: str | None,
+        id_token: str | None,
+        user: dict[str, Any] | None = None,
     ) -> "Session":
         """This session with a new access token (replacing the one for the same API and
-        scopes) and, when the provider rotated them, a new refresh token and ID token."""
+        scopes) and, when the provider rotated them, a new refresh token and ID token
+        (and the `user` kept from the new ID token's claims)."""
         same = (token.audience, token.scope)
         others = [t for t in self.access_tokens if (t.audience, t.scope) != same]
         return replace(
@@ -84,6 +91,7 @@ class Session:
             access_tokens=(token, *others[: MAX_ACCESS_TOKENS - 1]),
             refresh_token=refresh_token or self.refresh_token,
             id_token=id_token or self.id_token,
+            user=user or self.user,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -104,6 +112,9 @@ class Session:
             and isinstance(session.login_id, str)
             and type(session.created_at) in (int, float)
             and type(session.touched_at) is int
+            and (session.expires_at is None or type(session.expires_at) is int)
+            and isinstance(session.user_agent, str)
+            and type(session.revision) is int
         )
         return session if valid else None
 
@@ -122,10 +133,12 @@ class SessionLifetime:
         return now >= self.ends_at(session)
 
     def ends_at(self, session: Session) -> int:
-        return int(min(session.touched_at + self.inactivity, session.created_at + self.absolute))
+        return min(session.touched_at + self.inactivity, self.absolute_end(session))
 
     def absolute_end(self, session: Session) -> int:
-        return int(session.created_at + self.absolute)
+        """When the session ends however active it is."""
+        end = int(session.created_at + self.absolute)
+        return end if session.expires_at is None else min(end, session.expires_at)
 
     def needs_touch(self, session: Session, now: int) -> bool:
         return now - session.touched_at >= self.touch_interval
@@ -135,92 +148,47 @@ class SessionLifetime:
 
 
 class SessionCodec:
-    """Encrypts sessions for storage (in a cookie or a server-side record) and back."""
+    """Encrypts sessions for storage (in a cookie or a server-side record) and back.
 
-    CACHE_SIZE = 1024
+    A server-side record is encrypted with the id it is filed under (`bound_to`), and
+    decrypting checks it: a record copied over another one's is refused, not read as
+    the other session.
+    """
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(self, secrets: Sequence[str], *, cache_size: int = 10_000) -> None:
         self._cipher = CookieCipher(secrets, "session")
+        self._cache_size = cache_size
         # Decrypting is the costliest part of reading a session, and an authenticated
         # ciphertext always holds the same session: remember recently seen ones.
         # Sessions are immutable; expiry is still checked on every request.
         # Keyed by the value's end (the JWE authentication tag): hashing 22 characters
         # is cheaper than hashing a whole cookie; the whole value is still compared.
-        self._decoded: dict[str, tuple[str, Session]] = {}
+        self._decoded: dict[str, tuple[str, str, Session]] = {}
 
-    def encode(self, session: Session) -> str:
-        return self._cipher.encrypt(session.to_payload())
+    def encode(self, session: Session, *, bound_to: str = "") -> str:
+        payload = session.to_payload()
+        if bound_to:
+            payload[BINDING] = bound_to
+        return self._cipher.encrypt(payload)
 
-    def decode(self, value: str) -> Session | None:
-        """The session, or None for anything we did not encrypt (never raises)."""
+    def decode(self, value: str, *, bound_to: str = "") -> Session | None:
+        """The session, or None for anything we did not encrypt for `bound_to` (never raises)."""
         tag = value[-22:]
         cached = self._decoded.get(tag)
         if cached is not None and cached[0] == value:
-            return cached[1]
+            return cached[2] if cached[1] == bound_to else None
         payload = self._cipher.decrypt(value)
-        session = Session.from_payload(payload) if payload is not None else None
-        if session is not None:
-            if len(self._decoded) >= self.CACHE_SIZE:
+        if payload is None or payload.pop(BINDING, "") != bound_to:
+            return None
+        session = Session.from_payload(payload)
+        if session is not None and self._cache_size:
+            if len(self._decoded) >= self._cache_size:
                 del self._decoded[next(iter(self._decoded))]
-            self._decoded[tag] = (value, session)
+            self._decoded[tag] = (value, bound_to, session)
         return session
 
 
-class RequestAuthState:
-    """What the auth code did during one request; the middleware applies it to the response."""
-
-    __slots__ = ("deferred_headers", "loaded", "session", "stored")
-
-    def __init__(self) -> None:
-        self.loaded = False
-        self.session: Session | None = None
-        self.stored: str | None = None  # the session's record as read (server-side stores)
-        self.deferred_headers: list[tuple[bytes, bytes]] = []
-
-
-def request_state(request: Request) -> RequestAuthState:
-    state = request.scope.get(SCOPE_KEY)
-    if state is None:
-        state = request.scope[SCOPE_KEY] = RequestAuthState()
-    return state
-
-
-class SessionStore(Protocol):
-    """Where sessions live. The app uses exactly one store, chosen when it was generated."""
-
-    async def load(self, request: Request) -> Session | None:
-        """The request's valid session, or None (missing, unreadable, expired)."""
-
-    async def save(self, request: Request, response: Response, session: Session) -> None:
-        """Store the session and attach whatever the browser must keep to the response."""
-
-    async def touch(self, request: Request, session: Session) -> None:
-        """Extend the rolling expiry (from any request; the response is not at hand)."""
-
-    async def update(self, request: Request, session: Session) -> None:
-        """Replace the request's session by `session` (new tokens), unless it ended meanwhile."""
-
-    def refresh_lock(self, request: Request) -> AbstractAsyncContextManager[None]:
-        """Held while the request's session refreshes its tokens: across all app
-        instances for server-side stores (the refresh token may be used only once)."""
-
-    async def delete(self, request: Request, response: Response) -> None:
-        """End the request's session: also a copy of its cookie must not work afterwards."""
-
-    async def end_sessions(self, *, sub: str | None = None, sid: str | None = None) -> int | None:
-        """End every session of user `sub`, of provider session `sid`, or matching both.
-
-        Returns how many ended, when the store can tell.
-        """
-
-    async def claim_logout_token(self, jti: str, *, expires_at: int) -> bool:
-        """Remember a logout token's id until `expires_at`; False when it was seen before."""
-
-    async def release_logout_token(self, jti: str) -> None:
-        """Forget a claimed logout token (its logout failed and may be retried)."""
-
-    async def aclose(self) -> None:
-        """Release connections when the app stops."""
+BINDING = "bound_to"  # the payload member naming the record a session was encrypted for
 
 
 def now() -> int:
