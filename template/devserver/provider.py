@@ -139,6 +139,11 @@ class FakeProvider:
         params = dict(parse_qsl(urlsplit(authorize_url).query))
         return self._approve(params, username)
 
+    def session_id(self, redirect: str) -> str:
+        """The provider session (`sid`) of the login whose redirect back to the app (from
+        `login`) is `redirect`, before the app has redeemed its code."""
+        return self._codes[dict(parse_qsl(urlsplit(redirect).query))["code"]].sid
+
     def forget_refresh_tokens(self) -> None:
         """Refuse every refresh token issued so far (as after a revoked grant)."""
         self._refresh_tokens.clear()

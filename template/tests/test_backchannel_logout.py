@@ -16,6 +16,7 @@ from tests.helpers import (
     log_in,
     post_logout,
     replace_cookie,
+    start_login,
     stored_session,
     token_of_length,
     unsigned_token,
@@ -58,6 +59,20 @@ def test_a_logout_for_a_provider_session_ends_only_that_session(
 
     assert logged_in.get("/auth/profile").status_code == 401
     assert other_device.get("/auth/profile").status_code == 200
+
+
+def test_a_provider_session_ended_before_its_login_finished_stays_ended(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    back_to_app = provider.login(start_login(client).headers["location"], "alice")
+    sid = provider.session_id(back_to_app)
+    assert post_logout(client, provider.logout_token(sid=sid)).status_code == 200
+
+    finished = client.get(back_to_app)  # the browser comes back after the logout
+
+    assert finished.status_code == 401
+    assert "ended" in finished.text
+    assert client.get("/auth/profile").status_code == 401
 
 
 def test_sid_and_sub_together(logged_in: TestClient, provider: FakeProvider) -> None:

@@ -1,14 +1,16 @@
 """Logging out: here first, always; then at the provider when it supports it."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.client import OidcClient, ProviderMetadata
+from app.auth.session_cookie import SESSION_COOKIE
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, ISSUER, log_in, query
+from tests.helpers import APP_URL, ISSUER, log_in, query, replace_cookie
 from tests.test_return_to import HOSTILE
 
 
@@ -26,6 +28,33 @@ def test_logout_ends_the_session_and_the_provider_session(
     assert params["post_logout_redirect_uri"] == f"{APP_URL}/bye"
     assert params["id_token_hint"].count(".") == 2
     assert logged_in.get("/auth/profile").status_code == 401
+
+
+def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
+    logged_in: TestClient,
+    client_for: Callable[..., TestClient],
+    unreachable_store: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = client_for(**unreachable_store)  # an instance that cannot reach the store
+    cookies = {
+        c.name: c.value or "" for c in logged_in.cookies.jar if c.name.startswith(SESSION_COOKIE)
+    }
+    for name, value in cookies.items():
+        replace_cookie(down, name, value)
+
+    response = down.get("/auth/logout")
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"{ISSUER}/logout?")
+    removals = [line for line in response.headers.get_list("set-cookie") if "Max-Age=0" in line]
+    assert {line.split("=")[0] for line in removals} == set(cookies)
+    assert not [c for c in down.cookies.jar if c.name.startswith(SESSION_COOKIE)]
+    assert "auth.logout_not_recorded" in caplog.text
+    # This instance refuses a copy of the cookie until the store has recorded the logout.
+    for name, value in cookies.items():
+        replace_cookie(down, name, value)
+    assert down.get("/auth/profile").status_code == 401
 
 
 def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:

@@ -1,11 +1,13 @@
 """Sessions, whatever the store: expiry, renewal, secret rotation, cookie flags."""
 
+import http.cookiejar
 import time
 from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.auth.session_cookie import SESSION_COOKIE
 from app.config import Settings
 from devserver.provider import FakeProvider
 from tests.conftest import SESSION_SECRET
@@ -28,6 +30,24 @@ def test_every_login_gets_a_new_session_cookie(client: TestClient, provider: Fak
 
     assert client.cookies["app_session"] != first
     assert client.get("/auth/profile").json()["sub"] == "bob"
+
+
+def test_a_session_ends_when_the_providers_session_does(
+    login_as: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ends = int(time.time()) + 3600  # Auth0's `session_expiry` claim in the ID token
+    client = login_as("alice", session_expiry=ends)
+    [cookie] = session_cookies_of(client)
+    assert cookie.expires is not None and cookie.expires <= ends + 1
+    assert client.get("/auth/profile").status_code == 200
+
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get("/auth/profile").status_code == 401
+
+
+def session_cookies_of(client: TestClient) -> list[http.cookiejar.Cookie]:
+    return [c for c in client.cookies.jar if c.name.startswith(SESSION_COOKIE)]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.auth.cookies import ChunkedCookie
-from app.auth.errors import NotAuthenticated, ProviderTimeout, StoreUnavailable
+from app.auth.errors import NotAuthenticated, ProviderTimeout, SessionEnded, StoreUnavailable
 from app.auth.sessions import Session, SessionLifetime, now
 from app.auth.stores.base import LostLock, SessionStore, Stored
 
@@ -107,6 +107,9 @@ class Sessions:
         stored = await self.store.create(replace(session, user_agent=agent))
         if previous is not None:
             await self._delete(previous, state.session)  # the old key must not log in again
+        if stored is None:
+            self._forget(request)
+            raise SessionEnded()
         self._hold(request, stored)
 
     async def change(self, request: Request, change: Change) -> Session:

@@ -33,8 +33,9 @@ class SessionStore(Protocol):
     async def read(self, key: str) -> Stored | None:
         """The session filed under `key`, or None (never filed, ended, unreadable)."""
 
-    async def create(self, session: Session) -> Stored:
-        """File a new session under a new key."""
+    async def create(self, session: Session) -> Stored | None:
+        """File a new session under a new key; None when it has ended already (the
+        provider ended its provider session, `sid`, before the login finished)."""
 
     async def replace(self, old: Stored, session: Session, *, fence: str = "") -> Stored | None:
         """Put `session` in place of `old`, unless the session was changed or ended since
