@@ -785,7 +785,8 @@ def assert_anonymous(client: TestClient, cookie: str) -> None:
 
 
 def is_cookie_store(client: TestClient) -> bool:
-    return "cookie" in type(client.app.state.auth.sessions).__name__.lower()  # type: ignore[attr-defined]
+    sessions = client.app.state.auth.sessions  # type: ignore[attr-defined]
+    return "cookie" in type(getattr(sessions, "store", sessions)).__name__.lower()
 
 
 def tampered_session_cookies(alice: str, bob: str, cookie_store: bool) -> list[str]:

@@ -84,7 +84,8 @@ class ChunkedCookie:
             if part is None:
                 break
             parts.append(part)
-        return "".join(parts) or None
+        # A value that fits one cookie is never written as chunks.
+        return "".join(parts) if len(parts) > 1 else None
 
     def write(
         self, response: Response, value: str, *, max_age: int, existing: Iterable[str]
