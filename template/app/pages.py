@@ -1,9 +1,10 @@
-"""Example pages: a public home page and a protected profile page. Make them yours."""
+"""Example pages: a public home page, a protected profile page, your sessions. Make them yours."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.auth import CurrentAccessToken, CurrentSession, CurrentUser, OptionalSession, get_auth
+from app.auth.session_routes import describe
 from app.templating import templates
 
 router = APIRouter(tags=["pages"])
@@ -32,3 +33,15 @@ async def api_example(
     claims = await get_auth(request).client.userinfo(token.token, sub=session.sub)
     context = {"user": session.user, "claims": claims, "expires_at": token.expires_at}
     return templates.TemplateResponse(request, "api_example.html", context)
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+async def sessions(request: Request, session: CurrentSession) -> HTMLResponse:
+    """Where the user is logged in, with buttons that end sessions (see session_routes.py)."""
+    found = await get_auth(request).sessions.list(request)
+    listed = None
+    if found is not None:
+        listed = [describe(other, current=other.login_id == session.login_id) for other in found]
+    return templates.TemplateResponse(
+        request, "sessions.html", {"user": session.user, "sessions": listed}
+    )

@@ -34,6 +34,19 @@ def short_tokens(provider: FakeProvider) -> FakeProvider:
     return provider
 
 
+def test_a_refresh_with_a_new_id_token_updates_the_session_user(
+    client: TestClient, short_tokens: FakeProvider
+) -> None:
+    log_in(client, short_tokens)
+    short_tokens.users["alice"] = {"name": "Alice Smith", "email": "alice@smith.example"}
+
+    assert client.get("/api-example").status_code == 200
+
+    assert len(refreshes(short_tokens)) == 1
+    profile = client.get("/auth/profile").json()
+    assert (profile["name"], profile["email"]) == ("Alice Smith", "alice@smith.example")
+
+
 def test_a_fresh_token_is_used_as_it_is(logged_in: TestClient, provider: FakeProvider) -> None:
     page = logged_in.get("/api-example")
 

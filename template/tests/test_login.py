@@ -2,12 +2,18 @@
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 
+from app.auth import policy
 from app.auth.cookies import CookieCipher
+from app.auth.errors import LoginRefused
 from app.auth.routes import MAX_LOGIN_PARAM_LENGTH
+from app.auth.sessions import Session
+from app.auth.tokens import TokenSet
 from app.auth.transactions import TRANSACTION_LIFETIME
 from devserver.provider import FakeProvider
 from tests.helpers import APP_URL, ISSUER, auth_of, log_in, query, session_cookies, start_login
@@ -236,3 +242,32 @@ def test_login_with_the_provider_down_shows_a_friendly_page(
     api = client.get("/auth/login")
     assert api.status_code == 504
     assert api.json()["error"] == "provider_timeout"
+
+
+def test_on_login_can_keep_more_in_the_session(
+    client: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def on_login(request: Request, session: Session, tokens: TokenSet) -> Session:
+        assert tokens.id_token == session.id_token
+        return replace(session, user={**session.user, "user_id": 42})
+
+    monkeypatch.setattr(policy, "on_login", on_login)
+    log_in(client, provider)
+
+    assert client.get("/auth/profile").json()["user_id"] == 42
+
+
+def test_on_login_can_refuse_a_login_with_a_page_that_says_why(
+    client: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def on_login(request: Request, session: Session, tokens: TokenSet) -> Session:
+        raise LoginRefused("Your account is closed.")
+
+    monkeypatch.setattr(policy, "on_login", on_login)
+    authorize_url = start_login(client).headers["location"]
+    page = client.get(provider.login(authorize_url), headers={"accept": "text/html"})
+
+    assert page.status_code == 403
+    assert "Your account is closed." in page.text
+    assert not session_cookies(page)
+    assert client.get("/auth/profile").status_code == 401

@@ -4,7 +4,9 @@
     ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
     │   └── SessionEnded        401: the provider refused to refresh the session's tokens
     ├── Forbidden               403: logged in, but `policy.authorize` said no
-    │   └── LoginRefused        403: `policy.on_login` refused the login
+    │   ├── LoginRefused        403: `policy.on_login` refused the login
+    │   └── CrossSiteRequest    403: a state-changing request sent by another site
+    ├── NotFound                404: no such session (or the store cannot list them)
     ├── InvalidRequest          400: missing, duplicated or oversized parameters
     │   ├── UnsupportedMediaType 415: a body in a format the route does not take
     │   └── LoginExpired        400: no login in progress for this `state`
@@ -73,6 +75,20 @@ class Forbidden(AuthError):
 class LoginRefused(Forbidden):
     code = "login_refused"
     title = "Login refused"
+
+
+class CrossSiteRequest(Forbidden):
+    code = "cross_site_request"
+    title = "Request refused"
+
+    def __init__(self) -> None:
+        super().__init__("This request came from another site. Please use this app's pages.")
+
+
+class NotFound(AuthError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
 
 
 class InvalidRequest(AuthError):

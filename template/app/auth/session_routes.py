@@ -1,0 +1,99 @@
+"""The user's sessions: see where you are logged in, and end sessions (GET/POST /auth/sessions).
+
+    GET  /auth/sessions                 your sessions, newest first (JSON)
+    POST /auth/sessions/{id}/end        end one of them (your current one: a logout here)
+    POST /auth/sessions/end-others      end all but the current one
+
+The POST routes refuse requests sent by other sites (see `require_same_origin`). Forms
+may add `?returnTo=/path` to be sent back there; other clients get 204.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.auth.components import get_auth
+from app.auth.deps import CurrentSession
+from app.auth.errors import CrossSiteRequest, NotFound
+from app.auth.routes import NO_STORE, ReturnTo
+from app.auth.sessions import Session
+from app.auth.urls import safe_return_to
+
+LOGIN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def require_same_origin(request: Request) -> None:
+    """Refuse a state-changing request that a browser sent on behalf of another site.
+
+    Browsers say where a request comes from (`Sec-Fetch-Site`, or else `Origin`); a
+    request with neither comes from no browser page at all, so no other site sent it.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        if site != "same-origin":
+            raise CrossSiteRequest()
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin.lower() != get_auth(request).settings.app_base_url.lower():
+        raise CrossSiteRequest()
+
+
+router = APIRouter(prefix="/auth/sessions", tags=["auth"])
+SameOrigin = Depends(require_same_origin)
+
+
+@router.get("")
+async def list_sessions(request: Request, session: CurrentSession) -> list[dict[str, Any]]:
+    """The logged-in user's sessions; 404 when they live in cookies and cannot be listed."""
+    found = await get_auth(request).sessions.list(request)
+    if found is None:
+        raise NotFound(
+            "Sessions kept in browser cookies cannot be listed. "
+            "POST /auth/sessions/end-others still ends all but this one."
+        )
+    return [describe(other, current=other.login_id == session.login_id) for other in found]
+
+
+@router.post("/end-others", status_code=204, dependencies=[SameOrigin])
+async def end_other_sessions(
+    request: Request, session: CurrentSession, return_to: ReturnTo = None
+) -> Response:
+    """End every session of the logged-in user except this one."""
+    await get_auth(request).sessions.end_others(request)
+    return _done(return_to)
+
+
+@router.post("/{session_id}/end", status_code=204, dependencies=[SameOrigin])
+async def end_session(
+    request: Request,
+    session: CurrentSession,
+    session_id: Annotated[str, Path(pattern=LOGIN_ID_PATTERN)],
+    return_to: ReturnTo = None,
+) -> Response:
+    """End one of the logged-in user's sessions (404 when there is none by that id)."""
+    if not await get_auth(request).sessions.end_login(request, session_id):
+        raise NotFound("There is no session by that id.")
+    return _done(return_to)
+
+
+def describe(session: Session, *, current: bool) -> dict[str, Any]:
+    """What a user sees of one of their sessions (never a cookie value or a token)."""
+    return {
+        "id": session.login_id,
+        "created_at": _iso(session.created_at),
+        "last_seen_at": _iso(session.touched_at),
+        "user_agent": session.user_agent,
+        "current": current,
+    }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(int(timestamp), UTC).isoformat()
+
+
+def _done(return_to: str | None) -> Response:
+    if return_to is None:
+        return Response(status_code=204, headers=NO_STORE)
+    return RedirectResponse(safe_return_to(return_to), status_code=303, headers=NO_STORE)
