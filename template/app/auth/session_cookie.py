@@ -206,6 +206,12 @@ class Sessions:
         await self.start(request, carried)
         return None
 
+    async def open(self) -> None:
+        try:
+            await self.store.open()
+        except StoreUnavailable as exc:
+            logger.warning("auth.store_unavailable at startup: %s", exc.message)
+
     async def aclose(self) -> None:
         await self.store.aclose()
 

@@ -59,6 +59,10 @@ class SessionStore(Protocol):
     async def list_sessions(self, sub: str) -> Sequence[Session] | None:
         """The sessions of user `sub`, or None when the store does not keep them."""
 
+    async def open(self) -> None:
+        """Get ready when the app starts (connect, create tables); a store that cannot
+        yet logs why and tries again when first used."""
+
     async def aclose(self) -> None:
         """Release connections when the app stops."""
 
