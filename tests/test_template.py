@@ -98,7 +98,7 @@ def test_only_the_chosen_code_is_generated(store_project: Project) -> None:
     stores = {path.stem for path in (store_project.path / "app/auth/stores").glob("*.py")}
     dependencies = (store_project.path / "pyproject.toml").read_text()
 
-    assert stores - {"__init__", "server", "logouts", "redis_client", "redis_cache"} == {store}
+    assert stores - {"__init__", "base", "server", "logouts", "redis_client", "redis_cache"} == {store}
     assert ("redis_client" in stores) == (store != "sql")
     assert ("redis_cache" in stores) == (store != "sql")
     assert ("logouts" in stores) == (store == "cookie")
