@@ -95,6 +95,8 @@ class Sessions:
         newer = self._newer(session)
         if newer is not None:  # the browser sent a cookie from before a change made here
             await self._write(request, replace(newer, touched_at=session.touched_at))
+        elif stored.stale:  # ... or made by another process
+            await self._write(request, session)
         elif self.lifetime.needs_touch(session, now()):
             await self._write(request, self.lifetime.touched(session, now()))
         return state.session

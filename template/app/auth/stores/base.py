@@ -18,11 +18,13 @@ class Stored:
     """A session as read from (or written to) the store.
 
     `key` is what the browser's cookie keeps; `version` tells one write from another.
+    `stale`: the key holds an older version of `session`, to be written again.
     """
 
     key: str
     session: Session
     version: str
+    stale: bool = False
 
 
 class LostLock(Exception):
