@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from app.auth import AccessToken, access_token, get_access_token
+from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.sessions import MAX_ACCESS_TOKENS
 from app.main import create_app
 from devserver.provider import FakeProvider
@@ -181,7 +182,7 @@ def test_a_refused_refresh_ends_a_session_that_was_just_renewed(
 
     assert response.status_code == 401
     kept = [line for line in response.headers.get_list("set-cookie") if "Max-Age=0" not in line]
-    assert not [line for line in kept if line.startswith("app_session")]
+    assert not [line for line in kept if line.startswith(SESSION_COOKIE)]
     assert client.get("/auth/profile").status_code == 401
 
 

@@ -12,6 +12,7 @@ from app.auth import policy
 from app.auth.cookies import CookieCipher
 from app.auth.errors import LoginRefused
 from app.auth.routes import MAX_LOGIN_PARAM_LENGTH
+from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.sessions import Session
 from app.auth.tokens import TokenSet
 from app.auth.transactions import TRANSACTION_LIFETIME
@@ -154,10 +155,10 @@ def test_parallel_logins_in_two_tabs_both_complete(
 
 def test_every_login_creates_a_fresh_session(client: TestClient, provider: FakeProvider) -> None:
     log_in(client, provider, "alice")
-    first = client.cookies["app_session"]
+    first = client.cookies[SESSION_COOKIE]
     log_in(client, provider, "bob")
 
-    assert client.cookies["app_session"] != first
+    assert client.cookies[SESSION_COOKIE] != first
     assert client.get("/auth/profile").json()["sub"] == "bob"
 
 

@@ -58,7 +58,7 @@ def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
 
 
 def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:
-    logged_in.cookies.set("app_session.3", "stray chunk", domain="127.0.0.1")
+    logged_in.cookies.set(f"{SESSION_COOKIE}.3", "stray chunk", domain="127.0.0.1")
 
     response = logged_in.get("/auth/logout")
 
@@ -68,7 +68,7 @@ def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:
     assert all("HttpOnly" in line and "Path=/" in line for line in removals)
     assert all("SameSite=lax" in line for line in removals)
 
-    assert not [c for c in logged_in.cookies.jar if c.name.startswith("app_session")]
+    assert not [c for c in logged_in.cookies.jar if c.name.startswith(SESSION_COOKIE)]
     assert logged_in.get("/auth/profile").status_code == 401
 
 

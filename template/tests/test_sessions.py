@@ -25,10 +25,10 @@ OTHER_SECRET = "Zq3vN8pXw2LrT6yB1mKc9HdJ4sFg7QaE"
 
 def test_every_login_gets_a_new_session_cookie(client: TestClient, provider: FakeProvider) -> None:
     log_in(client, provider, "alice")
-    first = client.cookies["app_session"]
+    first = client.cookies[SESSION_COOKIE]
     log_in(client, provider, "bob")
 
-    assert client.cookies["app_session"] != first
+    assert client.cookies[SESSION_COOKIE] != first
     assert client.get("/auth/profile").json()["sub"] == "bob"
 
 
@@ -62,9 +62,9 @@ def session_cookies_of(client: TestClient) -> list[http.cookiejar.Cookie]:
     ],
 )
 def test_malformed_or_unknown_cookies_mean_no_session(client: TestClient, value: str) -> None:
-    replace_cookie(client, "app_session", value)
-    replace_cookie(client, "app_session.x", "1")
-    replace_cookie(client, "app_session_evil", "2")
+    replace_cookie(client, SESSION_COOKIE, value)
+    replace_cookie(client, f"{SESSION_COOKIE}.x", "1")
+    replace_cookie(client, f"{SESSION_COOKIE}_evil", "2")
 
     assert client.get("/auth/profile").status_code == 401
     assert client.get("/", headers={"accept": "text/html"}).status_code == 200
