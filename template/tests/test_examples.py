@@ -8,9 +8,12 @@ flow; and the fake provider's knobs (`provider.token_ttl`, `forget_refresh_token
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
 
+from app.auth import AuthComponents, Session
 from app.auth.sessions import AccessToken
 from devserver.provider import FakeProvider
 from tests.helpers import install_session, log_in, make_session, send_backchannel_logout
@@ -71,3 +74,19 @@ def test_the_provider_is_down(client: TestClient, provider: FakeProvider) -> Non
     provider.reachable = "refused"
 
     assert client.get("/auth/login").status_code == 503
+
+
+def test_a_route_that_changes_the_session(app: FastAPI, logged_in: TestClient) -> None:
+    router = APIRouter()  # as in README, "At login, and later"
+
+    @router.post("/preferences/theme")
+    async def set_theme(request: Request, theme: str, auth: AuthComponents) -> None:
+        def with_theme(session: Session) -> Session:
+            return replace(session, user={**session.user, "theme": theme})
+
+        await auth.sessions.change(request, with_theme)
+
+    app.include_router(router)
+
+    assert logged_in.post("/preferences/theme", params={"theme": "dark"}).status_code == 200
+    assert logged_in.get("/auth/profile").json()["theme"] == "dark"

@@ -5,7 +5,7 @@ from app.auth import CurrentUser, OptionalSession
 
 from app.auth.access import CurrentAccessToken, access_token, get_access_token
 from app.auth.components import Auth, get_auth
-from app.auth.deps import CurrentSession, CurrentUser, OptionalSession
+from app.auth.deps import AuthComponents, CurrentSession, CurrentUser, OptionalSession
 from app.auth.errors import AuthError
 from app.auth.sessions import AccessToken, Session
 from app.auth.setup import install_auth
@@ -13,6 +13,7 @@ from app.auth.setup import install_auth
 __all__ = [
     "AccessToken",
     "Auth",
+    "AuthComponents",
     "AuthError",
     "CurrentAccessToken",
     "CurrentSession",

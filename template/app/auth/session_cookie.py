@@ -11,6 +11,9 @@ never through a store:
 The cookie keeps the store's key for the session: the encrypted session itself with the
 cookie store, a random id with the server-side stores. Cookies this module sets while a
 request is handled go out with its response, whatever the route returns (middleware.py).
+
+Template-owned protocol code: change sessions through `policy.py` (`session_user`,
+`on_login`) and `Sessions.change` rather than here, so template updates apply cleanly.
 """
 
 import asyncio
