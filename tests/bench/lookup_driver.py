@@ -2,7 +2,8 @@
 
 bench_lookup.py copies this file into the project as `bench_lookup_driver.py` and runs it
 with the project's own Python, so the generated store code is what gets measured. The store
-is built exactly as the app builds it (`Auth.from_settings`), from REDIS_URL / DATABASE_URL.
+is built exactly as the app builds it (`Auth.from_settings`; the store is `auth.sessions.store`),
+from REDIS_URL / DATABASE_URL, and opened as the app opens it at startup (`store.open()`).
 
 The population: `--users` users (default 20,000) with SESSIONS_PER_USER sessions each. Every
 session has its own provider session id (sid), except that every SHARED_EVERY-th user's last
@@ -12,16 +13,19 @@ the last 20 hours, so all are alive. Tokens have realistic sizes (a signed ID to
 access token: ~2.1 KB of session JSON, ~3 KB encrypted).
 
 Fill modes:
-- `save`: every session goes through the store's own `save` (slow: one transaction each).
-- `bulk`: the records `save` writes, written in batches: for Redis the same SET/SADD/EXPIRE
+- `save`: every session goes through the store's own `create` (slow: one transaction each);
+  the session id (the cookie's value) is the key `create` returns.
+- `bulk`: the records `create` writes, written in batches: for Redis the same SET/SADD/EXPIRE
   commands in non-transactional pipelines of 1000 sessions; for SQL the same rows in
   multi-row INSERTs of 2000. Keys, rows and encrypted data are built with the store's own
-  helpers (`record_id`, its codec, its lifetime), and before the fill the driver checks that a
-  session written both ways gives equal records (`Records.describe`).
+  helpers (`record_id`, its codec with the record id as `bound_to`, its lifetime), and before
+  the fill the driver checks that a session written both ways gives equal records
+  (`Records.describe`).
 
 Then it times, one call at a time, `end_sessions(sid=...)`, `(sub=...)` and `(sid=, sub=)`
 on sessions that exist (disjoint random users for each; the kinds interleaved), checks every
-returned count, and times `load` of random live sessions. Prints one JSON object.
+returned count, and times `store.read` of random live sessions (reported as `load`, the
+name the benchmark's output and README use). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -41,10 +45,8 @@ from typing import Any, Protocol
 
 from app.auth.components import Auth
 from app.auth.sessions import Session, SessionLifetime
-from app.auth.stores.server import SESSION_COOKIE, record_id
+from app.auth.stores.server import record_id
 from app.config import get_settings
-from fastapi import Request
-from fastapi.responses import Response
 
 SESSIONS_PER_USER = 5
 SHARED_EVERY = 10
@@ -58,16 +60,11 @@ class EndsSessions(Protocol):
 
 @dataclass(frozen=True)
 class Planned:
-    """A session of the population and the cookie id it is filed under."""
+    """A session of the population and the session id (the cookie's value) it is filed under."""
 
     user: int
     session_id: str
     session: Session
-
-
-def request_with(session_id: str | None = None) -> Request:
-    headers = [(b"cookie", f"{SESSION_COOKIE}={session_id}".encode())] if session_id else []
-    return Request({"type": "http", "headers": headers})
 
 
 def make_session(sub: str, sid: str | None, created_at: float) -> Session:
@@ -130,24 +127,26 @@ class RedisRecords:
         store, lifetime = self.store, self.store.lifetime
         async with self.redis.pipeline(transaction=False) as pipe:
             for planned in batch:
-                session = planned.session
+                session, record = planned.session, record_id(planned.session_id)
                 ttl = lifetime.ends_at(session) - int(time.time())
-                data = store._codec.encode(session)
-                pipe.set(store._key(planned.session_id), data, ex=max(ttl, 1))
+                data = store._codec.encode(session, bound_to=record)
+                pipe.set(store._key(record), data, ex=max(ttl, 1))
                 for index_key in store._index_keys(session):
-                    pipe.sadd(index_key, record_id(planned.session_id))
+                    pipe.sadd(index_key, record)
                     pipe.expire(index_key, lifetime.absolute)
             await pipe.execute()
 
     async def describe(self, session_id: str) -> dict[str, Any]:
-        key = self.store._key(session_id)
-        session = self.store._codec.decode(await self.redis.get(key))
-        record = {"session": session, "ttl": await self.redis.ttl(key)}
+        record = record_id(session_id)
+        key = self.store._key(record)
+        session = self.store._codec.decode(await self.redis.get(key), bound_to=record)
+        assert session is not None, session_id
+        described = {"session": session, "ttl": await self.redis.ttl(key)}
         for index_key in self.store._index_keys(session):
-            member = await self.redis.sismember(index_key, record_id(session_id))
-            record[f"{index_key} member"] = bool(member)
-            record[f"{index_key} ttl"] = await self.redis.ttl(index_key)
-        return record
+            member = await self.redis.sismember(index_key, record)
+            described[f"{index_key} member"] = bool(member)
+            described[f"{index_key} ttl"] = await self.redis.ttl(index_key)
+        return described
 
     async def count(self) -> int:
         return sum([1 async for _ in self.redis.scan_iter(f"{self.prefix}session:*", count=5000)])
@@ -159,32 +158,34 @@ class SqlRecords:
 
         self.sql = sql
         self.store = store
-        self.engine = store._engine
+        self.engine = store.database.engine
 
     async def bulk_write(self, batch: list[Planned]) -> None:
         store, lifetime = self.store, self.store.lifetime
-        if not store._schema_ready:
-            await store._create_schema()
-        rows = [
-            {
-                "id": record_id(planned.session_id),
-                "sub": planned.session.sub,
-                "sid": planned.session.sid,
-                "expires_at": lifetime.ends_at(planned.session),
-                "data": store._codec.encode(planned.session),
-            }
-            for planned in batch
-        ]
+        rows = []
+        for planned in batch:  # the tables exist: main() opened the store
+            record = record_id(planned.session_id)
+            rows.append(
+                {
+                    "id": record,
+                    "sub": planned.session.sub,
+                    "sid": planned.session.sid,
+                    "expires_at": lifetime.ends_at(planned.session),
+                    "data": store._codec.encode(planned.session, bound_to=record),
+                }
+            )
         async with self.engine.begin() as connection:
             await connection.execute(self.sql.insert(self.sql.sessions_table), rows)
 
     async def describe(self, session_id: str) -> dict[str, Any]:
         table = self.sql.sessions_table
-        query = self.sql.select(table).where(table.c.id == record_id(session_id))
+        record = record_id(session_id)
+        query = self.sql.select(table).where(table.c.id == record)
         async with self.engine.connect() as connection:
             row = dict((await connection.execute(query)).one()._mapping)
         row.pop("id")
-        row["data"] = self.store._codec.decode(row["data"])
+        row["data"] = self.store._codec.decode(row["data"], bound_to=record)
+        assert row["data"] is not None, session_id
         return row
 
     async def count(self) -> int:
@@ -196,12 +197,10 @@ class SqlRecords:
 
 
 async def save(store: Any, planned: Planned) -> Planned:
-    """Store a session through `save`; the same session under the id the store gave it."""
-    response = Response()
-    await store.save(request_with(), response, planned.session)
-    cookie = response.headers["set-cookie"]
-    session_id = cookie.removeprefix(f"{SESSION_COOKIE}=").split(";", 1)[0]
-    return dataclasses.replace(planned, session_id=session_id)
+    """Store a session through `create`; the same session under the key the store gave it."""
+    stored = await store.create(planned.session)
+    assert stored is not None and stored.session == planned.session, stored
+    return dataclasses.replace(planned, session_id=stored.key)
 
 
 async def check_bulk_equals_save(store: Any, records: Records, planned: Planned) -> None:
@@ -279,8 +278,8 @@ async def measure(store: Any, planned: list[Planned], lookups: int, rng: random.
     load_latencies = []
     for user in load_users:
         one = rng.choice(by_user[user])
-        elapsed, session = await timed(lambda one=one: store.load(request_with(one.session_id)))
-        assert session == one.session, (session, one.session)
+        elapsed, stored = await timed(lambda one=one: store.read(one.session_id))
+        assert stored is not None and stored.session == one.session, (stored, one.session)
         load_latencies.append(elapsed)
     return {
         **{f"end_sessions({kind})": summary(values) for kind, values in latencies.items()},
@@ -306,10 +305,11 @@ async def main() -> None:
         SESSION_SECRET=secrets.token_urlsafe(32),
     )
     auth = Auth.from_settings(get_settings())
-    store: Any = auth.sessions
+    store: Any = auth.sessions.store
     assert isinstance(auth.lifetime, SessionLifetime)
     records: Records = RedisRecords(store) if hasattr(store, "_redis") else SqlRecords(store)
     try:
+        await store.open()  # as at the app's startup (SQL: creates the tables)
         started = time.perf_counter()
         planned = population(args.users, rng)
         generated = time.perf_counter() - started

@@ -1,1 +1,1 @@
-"""Session stores (see `app.auth.sessions.SessionStore`)."""
+"""Where sessions are kept: the store this app was generated with (see `base.py`)."""
