@@ -123,3 +123,12 @@ def test_the_sessions_page_needs_a_login(client: TestClient) -> None:
 
     assert response.status_code == 303
     assert response.headers["location"] == "/auth/login?returnTo=%2Fsessions"
+
+
+@pytest.mark.parametrize("session_id", ["%2e%2e", "x" * 65, "a b", "ü", "a.b"])
+def test_a_session_id_that_no_login_makes_is_404(logged_in: TestClient, session_id: str) -> None:
+    response = logged_in.post(f"/auth/sessions/{session_id}/end", headers=SAME_ORIGIN)
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert alive(logged_in)

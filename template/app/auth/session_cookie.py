@@ -91,7 +91,8 @@ class Sessions:
         if key is None or (self._unfinished and key in self._unfinished):
             return None
         stored = await self.store.read(key)
-        if stored is None or self.lifetime.is_expired(stored.session, now()):
+        moment = now()
+        if stored is None or self.lifetime.is_expired(stored.session, moment):
             return None
         state.stored = stored
         state.session = session = stored.session
@@ -100,8 +101,8 @@ class Sessions:
             await self._write(request, replace(newer, touched_at=session.touched_at))
         elif stored.stale:  # ... or made by another process
             await self._write(request, session)
-        elif self.lifetime.needs_touch(session, now()):
-            await self._write(request, self.lifetime.touched(session, now()))
+        elif self.lifetime.needs_touch(session, moment):
+            await self._write(request, self.lifetime.touched(session, moment))
         return state.session
 
     async def start(self, request: Request, session: Session) -> None:
