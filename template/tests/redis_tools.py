@@ -4,6 +4,7 @@ ACLs), command counts, and the in-memory caches Redis keeps current (redis_cache
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +15,17 @@ from redis import Redis
 
 from devserver.provider import FakeProvider
 from tests.helpers import log_in
+
+
+@contextmanager
+def redis_prefix(url: str) -> Iterator[str]:
+    """A key prefix of this test's own in the Redis at `url`; its keys are removed afterwards."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    yield prefix
+    with Redis.from_url(url) as redis:
+        keys = list(redis.scan_iter(match=f"{prefix}*"))
+        if keys:
+            redis.delete(*keys)
 
 
 @contextmanager

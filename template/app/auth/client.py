@@ -33,6 +33,7 @@ from app.auth.errors import (
     ProviderUnavailable,
     SessionEnded,
 )
+from app.auth.settings import AuthSettings, signing_algorithm
 from app.auth.tokens import (
     SIGNING_ALGORITHMS,
     LogoutToken,
@@ -42,7 +43,6 @@ from app.auth.tokens import (
     validate_id_token,
     validate_logout_token,
 )
-from app.config import Settings, signing_algorithm
 
 logger = logging.getLogger("app.auth")
 METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched again
@@ -151,7 +151,7 @@ def _endpoint(document: dict[str, Any], name: str) -> str:
 
 class OidcClient:
     def __init__(
-        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+        self, settings: AuthSettings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
         # Loaded here, at startup: never read from a file per request.

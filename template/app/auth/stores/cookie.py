@@ -9,6 +9,10 @@ the cookie.
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
 
 from app.auth.cookies import CHUNK_SIZE, MAX_CHUNKS
 from app.auth.sessions import Session, SessionCodec, SessionLifetime, now
@@ -18,9 +22,28 @@ from app.auth.stores.logouts_redis import RedisLogoutRecords
 from app.auth.stores.logouts_sqlite import SqliteLogoutRecords
 from app.auth.stores.redis_cache import TrackedCache
 from app.auth.stores.redis_client import RedisLogoutTokens, connect
-from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.auth.settings import AuthSettings
 
 MAX_VALUE_LENGTH = CHUNK_SIZE * MAX_CHUNKS  # what the browser keeps for us, at most
+
+
+class StoreSettings(BaseSettings):
+    """The cookie store's settings (part of `AuthSettings`)."""
+
+    # Where logouts are recorded (so a copied cookie stops working): a SQLite file,
+    # or Redis when REDIS_URL is set (needed when instances run on several machines).
+    logout_records_path: str = "logout-records.db"
+    redis_url: str | None = None
+    redis_key_prefix: str = "auth:"
+    redis_timeout: float = Field(default=2.0, gt=0, le=60)
+    # Connections to Redis per app process; more concurrent requests wait for one.
+    redis_max_connections: int = Field(default=100, gt=0)
+    # Sessions whose logout records (or their absence) each app process keeps in memory,
+    # dropped the moment Redis announces a change (app/auth/stores/redis_cache.py); 0:
+    # always ask.
+    redis_cache_size: int = Field(default=10_000, ge=0)
 
 
 class CookieSessionStore:
@@ -110,7 +133,7 @@ class CookieSessionStore:
         await self.logouts.aclose()
 
 
-def build_store(settings: Settings, lifetime: SessionLifetime) -> CookieSessionStore:
+def build_store(settings: "AuthSettings", lifetime: SessionLifetime) -> CookieSessionStore:
     logouts: LogoutRecords
     tokens: LogoutTokens
     if settings.redis_url:

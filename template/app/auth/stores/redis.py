@@ -22,7 +22,10 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
+from pydantic import Field
+from pydantic_settings import BaseSettings
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -32,7 +35,9 @@ from app.auth.stores.base import LostLock, Stored
 from app.auth.stores.redis_cache import TrackedCache
 from app.auth.stores.redis_client import RedisLogoutTokens, connect
 from app.auth.stores.server import is_session_id, new_id, record_id
-from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.auth.settings import AuthSettings
 
 logger = logging.getLogger("app.auth")
 
@@ -50,6 +55,21 @@ DELETE_IF_OWNED = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+class StoreSettings(BaseSettings):
+    """The Redis store's settings (part of `AuthSettings`)."""
+
+    # Where sessions live.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "auth:"
+    # Seconds to wait for Redis before answering 503.
+    redis_timeout: float = Field(default=2.0, gt=0, le=60)
+    # Connections to Redis per app process; more concurrent requests wait for one.
+    redis_max_connections: int = Field(default=100, gt=0)
+    # Sessions kept in memory per app process, dropped the moment Redis announces a
+    # change (see app/auth/stores/redis_cache.py); 0 reads Redis on every request.
+    redis_cache_size: int = Field(default=10_000, ge=0)
 
 
 class RedisSessionStore:
@@ -256,7 +276,7 @@ async def _reachable() -> AsyncIterator[None]:
         raise StoreUnavailable() from None
 
 
-def build_store(settings: Settings, lifetime: SessionLifetime) -> RedisSessionStore:
+def build_store(settings: "AuthSettings", lifetime: SessionLifetime) -> RedisSessionStore:
     cache: TrackedCache[Stored] = TrackedCache(
         settings.redis_url,
         f"{settings.redis_key_prefix}session:",

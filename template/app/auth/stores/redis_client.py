@@ -1,15 +1,18 @@
 """The Redis client, configured once for the whole app; used logout tokens kept in Redis."""
 
 import time
+from typing import TYPE_CHECKING
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from app.auth.errors import StoreUnavailable
-from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.auth.settings import AuthSettings
 
 
-def connect(url: str, settings: Settings) -> Redis:
+def connect(url: str, settings: "AuthSettings") -> Redis:
     """A client whose pool makes requests wait for a free connection (up to the
     timeout) instead of failing when more than REDIS_MAX_CONNECTIONS are busy."""
     pool = BlockingConnectionPool.from_url(

@@ -17,7 +17,10 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -43,10 +46,37 @@ from app.auth.errors import StoreUnavailable
 from app.auth.sessions import Session, SessionCodec, SessionLifetime, now
 from app.auth.stores.base import LostLock, Stored
 from app.auth.stores.server import is_session_id, new_id, record_id
-from app.config import Settings
+
+if TYPE_CHECKING:
+    from app.auth.settings import AuthSettings
 
 logger = logging.getLogger("app.auth")
 PURGE_INTERVAL = 600
+DATABASE_DRIVERS = {
+    "sqlite://": "sqlite+aiosqlite://",
+    "postgresql://": "postgresql+asyncpg://",
+    "postgres://": "postgresql+asyncpg://",
+}
+
+
+class StoreSettings(BaseSettings):
+    """The SQL store's settings (part of `AuthSettings`)."""
+
+    # Where sessions live: SQLite by default; postgresql://... uses asyncpg.
+    database_url: str = "sqlite+aiosqlite:///./sessions.db"
+    # Seconds to wait for the database before answering 503.
+    database_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        for plain, driver in DATABASE_DRIVERS.items():
+            if value.startswith(plain):
+                return driver + value.removeprefix(plain)
+        if not value.startswith(tuple(DATABASE_DRIVERS.values())):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
 
 metadata = MetaData()
 sessions_table = Table(
@@ -312,7 +342,7 @@ def _lock_held(record: str, token: str) -> ColumnElement[bool]:
     return exists().where(lock.id == record, lock.token == token, lock.expires_at >= now())
 
 
-def build_store(settings: Settings, lifetime: SessionLifetime) -> SqlSessionStore:
+def build_store(settings: "AuthSettings", lifetime: SessionLifetime) -> SqlSessionStore:
     timeout = settings.database_timeout
     connect_args: dict[str, float] = {"timeout": timeout}  # connecting (sqlite: waiting for locks)
     if settings.database_url.startswith("postgresql+asyncpg"):

@@ -9,15 +9,15 @@ from app.auth.client import OidcClient
 from app.auth.refresh import TokenRefresher
 from app.auth.session_cookie import Sessions
 from app.auth.sessions import SessionLifetime
+from app.auth.settings import AuthSettings
 from app.auth.stores.base import LogoutTokens
-from app.auth.stores.{{ session_store }} import build_store
 from app.auth.transactions import TransactionCookies
-from app.config import Settings
+from app.auth.variant import build_store
 
 
 @dataclass(frozen=True, slots=True)
 class Auth:
-    settings: Settings
+    settings: AuthSettings
     client: OidcClient
     lifetime: SessionLifetime
     sessions: Sessions
@@ -27,7 +27,7 @@ class Auth:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        cls, settings: AuthSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> "Auth":
         lifetime = SessionLifetime(
             inactivity=settings.session_inactivity_duration,

@@ -1,15 +1,17 @@
-"""Runtime configuration, read once from the environment and `.env`.
+"""The auth code's settings, read once from the environment and `.env`.
 
 Every setting is an environment variable of the same name in upper case, e.g.
 `AUTH0_DOMAIN`. Invalid configuration stops the app at startup with a list of
-every problem (see `load_settings`); secrets never appear in that list.
+every problem (see `load_settings`); secrets never appear in that list. The session
+store's own settings are defined next to it (`StoreSettings` in `app/auth/stores/`).
+Template-owned: add your app's settings to `app/config.py`, which extends these.
 """
 
 import warnings
-from functools import cached_property, lru_cache
+from functools import cached_property
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from joserfc.errors import JoseError, SecurityWarning
@@ -17,22 +19,20 @@ from joserfc.jwk import ECKey, RSAKey
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth.variant import OFFLINE_ACCESS_NEEDED_BY, StoreSettings
+
 MIN_SECRET_LENGTH = 32
 MIN_RSA_KEY_BITS = 2048
 # How client assertions are signed (RFC 7518): RS256 with an RSA key, by curve with an EC key.
 EC_KEY_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 KEY_SETTINGS = ("auth0_private_key", "auth0_private_key_file")
 PLACEHOLDER_MARKERS = ("change", "replace", "your", "example", "placeholder", "secret")
-{%- if session_store == "sql" %}
-DATABASE_DRIVERS = {
-    "sqlite://": "sqlite+aiosqlite://",
-    "postgresql://": "postgresql+asyncpg://",
-    "postgres://": "postgresql+asyncpg://",
-}
-{%- endif %}
+S = TypeVar("S", bound="AuthSettings")
 
 
-class Settings(BaseSettings):
+class AuthSettings(StoreSettings, BaseSettings):
+    """The settings of the auth code; `app.config.Settings` adds the app's own."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
     )
@@ -70,39 +70,6 @@ class Settings(BaseSettings):
     session_inactivity_duration: int = Field(default=24 * 3600, gt=0)
     # Seconds after login after which a session ends, active or not.
     session_absolute_duration: int = Field(default=7 * 24 * 3600, gt=0)
-{%- if session_store == "cookie" %}
-
-    # Where logouts are recorded (so a copied cookie stops working): a SQLite file,
-    # or Redis when REDIS_URL is set (needed when instances run on several machines).
-    logout_records_path: str = "logout-records.db"
-    redis_url: str | None = None
-    redis_key_prefix: str = "auth:"
-    redis_timeout: float = Field(default=2.0, gt=0, le=60)
-    # Connections to Redis per app process; more concurrent requests wait for one.
-    redis_max_connections: int = Field(default=100, gt=0)
-    # Sessions whose logout records (or their absence) each app process keeps in memory,
-    # dropped the moment Redis announces a change (app/auth/stores/redis_cache.py); 0:
-    # always ask.
-    redis_cache_size: int = Field(default=10_000, ge=0)
-{%- elif session_store == "redis" %}
-
-    # Where sessions live.
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_key_prefix: str = "auth:"
-    # Seconds to wait for Redis before answering 503.
-    redis_timeout: float = Field(default=2.0, gt=0, le=60)
-    # Connections to Redis per app process; more concurrent requests wait for one.
-    redis_max_connections: int = Field(default=100, gt=0)
-    # Sessions kept in memory per app process, dropped the moment Redis announces a
-    # change (see app/auth/stores/redis_cache.py); 0 reads Redis on every request.
-    redis_cache_size: int = Field(default=10_000, ge=0)
-{%- elif session_store == "sql" %}
-
-    # Where sessions live: SQLite by default; postgresql://... uses asyncpg.
-    database_url: str = "sqlite+aiosqlite:///./sessions.db"
-    # Seconds to wait for the database before answering 503.
-    database_timeout: float = Field(default=5.0, gt=0, le=60)
-{%- endif %}
 
     @field_validator("auth0_domain")
     @classmethod
@@ -163,10 +130,10 @@ class Settings(BaseSettings):
     def _openid_scope(cls, value: str) -> str:
         if "openid" not in value.split():
             raise ValueError("must include openid")
-{%- if account_linking == "connected_accounts" %}
-        if "offline_access" not in value.split():
-            raise ValueError("must include offline_access: Connected Accounts need a refresh token")
-{%- endif %}
+        if OFFLINE_ACCESS_NEEDED_BY and "offline_access" not in value.split():
+            raise ValueError(
+                f"must include offline_access: {OFFLINE_ACCESS_NEEDED_BY} need a refresh token"
+            )
         return value
 
     @field_validator("app_base_url")
@@ -177,18 +144,6 @@ class Settings(BaseSettings):
         if parts.path or parts.query or parts.fragment:
             raise ValueError("must be an origin such as https://app.example.com (no path)")
         return value
-{%- if session_store == "sql" %}
-
-    @field_validator("database_url")
-    @classmethod
-    def _async_driver(cls, value: str) -> str:
-        for plain, driver in DATABASE_DRIVERS.items():
-            if value.startswith(plain):
-                return driver + value.removeprefix(plain)
-        if not value.startswith(tuple(DATABASE_DRIVERS.values())):
-            raise ValueError("must be a sqlite:// or postgresql:// URL")
-        return value
-{%- endif %}
 
     @field_validator("session_secret")
     @classmethod
@@ -306,9 +261,10 @@ class ConfigurationError(SystemExit):
     """Raised at startup when the settings are invalid; the message lists every problem."""
 
 
-def load_settings() -> Settings:
+def load_settings(settings: type[S]) -> S:
+    """`settings` read from the environment and `.env`, or ConfigurationError."""
     try:
-        return Settings()  # type: ignore[call-arg]  # values come from the environment
+        return settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
@@ -320,8 +276,3 @@ def load_settings() -> Settings:
         raise ConfigurationError(
             "Invalid configuration (environment variables or .env):\n" + "\n".join(problems)
         ) from None
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return load_settings()

@@ -14,12 +14,8 @@ from pathlib import Path
 
 import uvicorn
 
-{% if account_linking == "connect" -%}
-from devserver.linking import LinkingProvider
-{% elif account_linking == "connected_accounts" -%}
-from devserver.connected_accounts import ConnectedAccountsProvider
-{% endif -%}
 from devserver.provider import FakeProvider
+from devserver.variant import REDIRECT_PATHS, Provider
 
 HOST = "127.0.0.1"
 
@@ -63,23 +59,10 @@ def main() -> None:
 
     ensure_env_file()
     app_url = f"http://{HOST}:{args.port}"
-{%- if account_linking == "connect" %}
-    provider = LinkingProvider(
-{%- elif account_linking == "connected_accounts" %}
-    provider = ConnectedAccountsProvider(
-{%- else %}
-    provider = FakeProvider(
-{%- endif %}
+    provider = Provider(
         f"http://{HOST}:{args.provider_port}",
         client_secret=secrets.token_urlsafe(32),
-{%- if account_linking == "connect" %}
-        redirect_uris=tuple(
-            app_url + path
-            for path in ("/auth/callback", "/auth/connect/callback", "/auth/unconnect/callback")
-        ),
-{%- else %}
-        redirect_uris=(f"{app_url}/auth/callback",),
-{%- endif %}
+        redirect_uris=tuple(app_url + path for path in REDIRECT_PATHS),
         logout_redirect_prefix=f"{app_url}/",
     )
     serve_provider(provider, args.provider_port)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from app import pages
 from app.auth import Auth, install_auth
 from app.config import Settings, get_settings
+from app.variant import PROJECT_NAME
 
 
 def create_app(
@@ -27,7 +28,7 @@ def create_app(
             await auth.sessions.aclose()
 
     app = FastAPI(
-        title={{ project_name | tojson }},
+        title=PROJECT_NAME,
         lifespan=lifespan,
         redirect_slashes=False,  # its redirects would be built from the request's Host header
     )

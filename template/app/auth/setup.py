@@ -1,0 +1,24 @@
+"""Attach the auth components to a FastAPI app."""
+
+from fastapi import FastAPI
+
+from app.auth.components import Auth
+from app.auth.errors import AuthError, auth_error_handler
+from app.auth.middleware import AuthStateMiddleware
+from app.auth.routes import router
+from app.auth.session_routes import router as session_router
+from app.auth.variant import feature_routers
+
+
+def install_auth(app: FastAPI, auth: Auth) -> None:
+    """Mount /auth/*, the error pages and the session middleware on `app`."""
+    app.state.auth = auth
+    app.add_middleware(AuthStateMiddleware, auth=auth)
+    app.add_exception_handler(AuthError, auth_error_handler)
+    before, after = feature_routers()
+    for extra in before:  # e.g. Connected Accounts' /auth/callback, which also finishes logins
+        app.include_router(extra)
+    app.include_router(router)
+    app.include_router(session_router)
+    for extra in after:
+        app.include_router(extra)

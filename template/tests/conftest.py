@@ -1,0 +1,118 @@
+"""Fixtures: an in-process OpenID provider and a client for the app. No network, no secrets.
+
+The session store's own fixtures (`store`, `unreachable_store`) are in the
+`fixtures_<store>.py` module of the store this app was generated with.
+"""
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from importlib import import_module
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.auth.variant import SESSION_STORE
+from app.config import Settings
+from devserver.provider import FakeProvider
+from devserver.variant import REDIRECT_PATHS, Provider
+from tests.helpers import APP_URL, ISSUER, log_in
+
+SESSION_SECRET = secrets.token_urlsafe(32)
+
+# `app.main` builds the module-level app from the environment when it is imported.
+for name, value in {
+    "AUTH0_DOMAIN": ISSUER,
+    "AUTH0_CLIENT_ID": "dev-client",
+    "AUTH0_CLIENT_SECRET": "dev-client-password",
+    "APP_BASE_URL": APP_URL,
+    "SESSION_SECRET": SESSION_SECRET,
+}.items():
+    os.environ.setdefault(name, value)
+
+from app.main import create_app  # noqa: E402
+
+store_fixtures = import_module(f"tests.fixtures_{SESSION_STORE}")
+store = store_fixtures.store
+unreachable_store = store_fixtures.unreachable_store
+STORE_SETTINGS: dict[str, Any] = store_fixtures.STORE_SETTINGS
+
+
+def make_settings(provider: FakeProvider, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        **STORE_SETTINGS,
+        "auth0_domain": provider.issuer,
+        "auth0_client_id": provider.client_id,
+        "auth0_client_secret": provider.client_secret,
+        "app_base_url": APP_URL,
+        "session_secret": SESSION_SECRET,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    """The development provider (with what the app's optional features need of it)."""
+    return Provider(
+        ISSUER,
+        client_secret="dev-client-password",
+        redirect_uris=tuple(f"{APP_URL}{path}" for path in REDIRECT_PATHS),
+        logout_redirect_prefix=f"{APP_URL}/",
+    )
+
+
+@pytest.fixture
+def settings(provider: FakeProvider) -> Settings:
+    return make_settings(provider)
+
+
+@pytest.fixture
+def app(settings: Settings, provider: FakeProvider) -> FastAPI:
+    return create_app(settings, provider_transport=provider.transport)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """An anonymous browser-like client that does not follow redirects."""
+    with TestClient(app, base_url=APP_URL, follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def client_for(provider: FakeProvider) -> Iterator[Callable[..., TestClient]]:
+    """Build clients for apps with other settings: `client_for(auth0_audience="...")`."""
+    with ExitStack() as stack:
+
+        def build(**overrides: Any) -> TestClient:
+            settings = make_settings(provider, **overrides)
+            app = create_app(settings, provider_transport=provider.transport)
+            client = TestClient(app, base_url=settings.app_base_url, follow_redirects=False)
+            return stack.enter_context(client)
+
+        yield build
+
+
+@pytest.fixture
+def logged_in(client: TestClient, provider: FakeProvider) -> TestClient:
+    """`client`, logged in as alice."""
+    assert log_in(client, provider).status_code == 303
+    return client
+
+
+@pytest.fixture
+def login_as(client: TestClient, provider: FakeProvider) -> Callable[..., TestClient]:
+    """Log `client` in through the provider as a user with the claims you choose:
+
+    login_as("bob", email="bob@corp.example", roles=["admin"])
+    """
+
+    def login(username: str, **claims: Any) -> TestClient:
+        provider.users[username] = claims
+        assert log_in(client, provider, username).status_code == 303
+        return client
+
+    return login
