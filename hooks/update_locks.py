@@ -21,8 +21,8 @@ TARGET = REPO / "template" / "uv.lock.jinja"
 
 
 def lock_for(store: str, scratch: Path) -> str:
-    sys.path.insert(0, str(REPO / "tests"))
-    from rendering import render
+    sys.path.insert(0, str(REPO))
+    from tooling.rendering import render
 
     project = render(scratch / store, project_name="Lock", project_slug=PLACEHOLDER,
                      session_store=store)  # fmt: skip

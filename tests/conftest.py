@@ -4,20 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 from components import PostgresServer, RedisServer
-from rendering import Project, installed_project
+from variants import DEFAULT_ANSWERS, VARIANTS
 
-DEFAULT_ANSWERS: dict[str, object] = {}
-STORES = ("cookie", "redis", "sql")
-# Answer sets rendered, linted, type-checked and tested: each store, plus the optional routes
-# and each account linking mode.
-VARIANTS = {
-    "cookie": {},
-    "redis": {"session_store": "redis"},
-    "sql": {"session_store": "sql"},
-    "token-route": {"access_token_route": True},
-    "connect": {"account_linking": "connect"},
-    "connected-accounts": {"account_linking": "connected_accounts"},
-}
+from tooling.rendering import Project, installed_project
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,18 @@
 """Hostile input: the generated app answers bad input with a 4xx (or its documented success),
 never a 5xx, never echoes markup, and only ever redirects to its own origin.
 
-The checks live in `hostile/hostile_driver.py`, which runs inside a rendered project
-(its fixtures, its virtual environment, the in-process fake provider): property-based tests
-(hypothesis) of queries, headers, bodies and cookies for every route; oversized,
-non-UTF-8, NUL and duplicated input; tampered, truncated, re-ordered and foreign session and
-transaction cookies, and cookies of another SESSION_SECRET; an open-redirect corpus for
-`returnTo` at login and logout; Host and X-Forwarded-* headers.
+The checks live in the package `hostile/` (one test module per theme, see its
+`__init__.py`), which runs inside a rendered project (its fixtures, its virtual environment,
+the in-process fake provider): property-based tests (hypothesis) of queries, headers, bodies
+and cookies for every route; oversized, non-UTF-8, NUL and duplicated input; tampered,
+truncated, re-ordered and foreign session and transaction cookies, and cookies of another
+SESSION_SECRET; an open-redirect corpus for `returnTo` at login and logout; Host and
+X-Forwarded-* headers.
 
-Each answer set of `conftest.VARIANTS` gets a scratch copy of its rendered project with the
-driver in `tests/`, run with the project's interpreter (hypothesis is installed beside the
-project's environment, not into it); the copies run side by side. The session stores
+Each answer set of `variants.VARIANTS` gets a scratch copy of its rendered project with the
+driver package copied to its `tests/hostile/`, run with the project's interpreter
+(hypothesis is installed beside the project's environment, not into it); the copies run
+side by side. The session stores
 (cookie, redis with the `redis_server` fixture, sql with SQLite) get every test; answer
 sets that only add routes (the token route) get the per-route tests for those routes. Each
 driver test is reported here as one test per variant. HOSTILE_EXAMPLES (default 100) sets
@@ -18,7 +20,6 @@ the hypothesis examples per test and route.
 """
 
 import ast
-import importlib.util
 import os
 import re
 import shutil
@@ -32,25 +33,14 @@ from pathlib import Path
 
 import pytest
 from components import RedisServer
-from rendering import installed_project, uv
+from variants import DEFAULT_ANSWERS, VARIANTS
+
+from tooling.rendering import installed_project, uv
 
 TESTS = Path(__file__).resolve().parent
-
-
-def _answer_sets() -> tuple[dict[str, object], dict[str, dict[str, object]]]:
-    """DEFAULT_ANSWERS and VARIANTS of tests/conftest.py (imported by path: `conftest` may
-    name another folder's conftest module by the time this module is collected)."""
-    spec = importlib.util.spec_from_file_location("_hostile_conftest", TESTS / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.DEFAULT_ANSWERS, module.VARIANTS
-
-
-DEFAULT_ANSWERS, VARIANTS = _answer_sets()
-# Not named test_*.py: it is collected inside the generated projects, not here.
-DRIVER = TESTS / "hostile" / "hostile_driver.py"
-DRIVER_NAME = "test_hostile_driver.py"  # its name in the project's tests/
+# A package collected inside the generated projects, not here (norecursedirs in pyproject.toml).
+DRIVER = TESTS / "hostile"
+DRIVER_PATH = "tests/hostile"  # where it is copied to in the project
 REQUIREMENTS = TESTS / "requirements.txt"
 # Installed next to (not into) the projects' environments, which other tests share.
 FUZZ_PACKAGES = ("hypothesis",)
@@ -66,18 +56,25 @@ def full_run(variant: str) -> bool:
     return set(VARIANTS[variant]) <= {"session_store"}
 
 
+def driver_functions() -> dict[str, tuple[str, ast.FunctionDef]]:
+    """The driver's test functions by name, each with its module's file name. Names are unique
+    across the modules: the driver's report is read by test name."""
+    found: dict[str, tuple[str, ast.FunctionDef]] = {}
+    for module in sorted(DRIVER.glob("test_*.py")):
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                assert node.name not in found, f"{node.name} in {found[node.name][0]} and {module}"
+                found[node.name] = (module.name, node)
+    return found
+
+
 def driver_tests(variant: str) -> list[str]:
-    tree = ast.parse(DRIVER.read_text())
     return [
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-        and node.name.startswith("test_")
-        and (
-            full_run(variant)
-            or "route" in {arg.arg for arg in node.args.args}
-            or node.name == "test_fuzzed_paths_and_methods"
-        )
+        name
+        for name, (_, node) in driver_functions().items()
+        if full_run(variant)
+        or "route" in {arg.arg for arg in node.args.args}
+        or name == "test_fuzzed_paths_and_methods"
     ]
 
 
@@ -193,7 +190,9 @@ def hostile_runs(
                 copy,
                 ignore=shutil.ignore_patterns(".venv", "__pycache__", ".*_cache", ".hypothesis"),
             )
-            shutil.copy2(DRIVER, copy / "tests" / DRIVER_NAME)
+            shutil.copytree(
+                DRIVER, copy / DRIVER_PATH, ignore=shutil.ignore_patterns("__pycache__")
+            )
             env = {
                 **base_env,
                 "PYTHONPATH": str(fuzz_packages),
@@ -204,16 +203,19 @@ def hostile_runs(
             }
             if answers.get("session_store") == "redis":
                 env["REDIS_URL"] = redis_server.url
-            selection = []
+            selection = [DRIVER_PATH]
             if not full_run(variant):
                 env["HOSTILE_ROUTES"] = "extra"
-                selection = ["-k", " or ".join(driver_tests(variant))]
+                modules = driver_functions()
+                selection = [
+                    f"{DRIVER_PATH}/{modules[test][0]}::{test}" for test in driver_tests(variant)
+                ]
             junit, log = work / "junit.xml", work / "driver.log"
             with log.open("wb") as output:
                 process = subprocess.Popen(
-                    [str(project.python), "-m", "pytest", f"tests/{DRIVER_NAME}", "-q",
+                    [str(project.python), "-m", "pytest", *selection, "-q",
                      "-p", "_hypothesis_pytestplugin", "-p", "no:cacheprovider",
-                     f"--junitxml={junit}", *selection],
+                     f"--junitxml={junit}"],
                     cwd=copy, env=env, stdout=output, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             runs[variant] = DriverRun(variant, process, junit, log)

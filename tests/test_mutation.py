@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from mutation.mutants import mutants_of
-from rendering import REPO, Project
+
+from tooling.rendering import REPO, Project
 
 RUN = REPO / "tests" / "mutation" / "run.py"
 

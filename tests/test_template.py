@@ -10,20 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from components import PostgresServer, RedisServer
-from rendering import REPO, Project, render, uv
+
+from tooling.rendering import REPO, Project, generated_files, render, uv
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
 # Copier's Jinja syntax: `{{ name ...`, `{% if ...`, `{# ...` (Python dicts like `{}}` are fine).
 JINJA_RESIDUE = re.compile(r"\{\{-?\s*[A-Za-z_]|\{%-?\s*[a-z]+\b|%\}|\{#")
-
-
-def generated_files(project: Path) -> list[Path]:
-    skipped = {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
-    return [
-        path
-        for path in project.rglob("*")
-        if path.is_file() and not skipped.intersection(path.relative_to(project).parts)
-    ]
 
 
 def test_no_template_syntax_is_left_in_generated_files(store_project: Project) -> None:

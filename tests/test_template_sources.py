@@ -1,4 +1,4 @@
-"""The template's own sources read as a Python project: plain names, no Jinja in code, lint-clean."""
+"""The template's sources read as a Python project: plain names, no Jinja in code, clean lint."""
 
 import shutil
 import subprocess

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from rendering import REPO, Project, render, snapshot_template
-from test_template import generated_files
+
+from tooling.rendering import REPO, Project, generated_files, render, snapshot_template
 
 V1, V2 = "v1.0.0", "v2.0.0"
 

@@ -43,9 +43,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ANSWERS, app_environment, measure_stores
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: components
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tooling
 from components import free_port
-from rendering import Project
+
+from tooling.rendering import Project
 
 TARGETS = {"cookie": 0.90, "redis": 0.75}
 

@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: components
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tooling
 from components import PostgresServer, RedisServer
-from rendering import REPO, Project, install, render
+
+from tooling.rendering import REPO, Project, install, render
 
 R = TypeVar("R")
 

@@ -42,9 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_session import BENCH_APP, cpu_seconds, wait_until_serving
 from harness import ANSWERS, app_environment, measure_stores
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: components
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tooling
 from components import free_port
-from rendering import Project
+
+from tooling.rendering import Project
 
 HOST = "127.0.0.1"
 ROUTES = ("/auth/profile", "/profile")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-# tests/components.py is shared with the top-level tests: import it as `components` from here too.
+# tests/components/ is shared with the top-level tests: import it as `components` from here too.
 TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))

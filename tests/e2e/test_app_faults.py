@@ -49,7 +49,8 @@ from components import (
     jwt_claims,
     wait_for,
 )
-from rendering import Project, installed_project
+
+from tooling.rendering import Project, installed_project
 
 if TYPE_CHECKING:
     from app_flows import StartApp

@@ -32,7 +32,8 @@ from components import (
     register_app_client,
 )
 from playwright.sync_api import expect
-from rendering import Project, installed_project
+
+from tooling.rendering import Project, installed_project
 
 if TYPE_CHECKING:
     from pathlib import Path

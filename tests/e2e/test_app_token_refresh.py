@@ -37,7 +37,8 @@ from components import (
     register_app_client,
     wait_for,
 )
-from rendering import Project, installed_project
+
+from tooling.rendering import Project, installed_project
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -41,7 +41,7 @@ from queue import Queue
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(REPO / "tests")]
+sys.path[:0] = [str(HERE), str(REPO / "tests"), str(REPO)]  # tests/: components; tooling/
 
 from forkserver import ERROR_FILE  # noqa: E402
 from mutants import Mutant, mutants_of  # noqa: E402
@@ -143,7 +143,7 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def render_project(args: argparse.Namespace, stack: ExitStack) -> Path:
-    from rendering import install, render
+    from tooling.rendering import install, render
 
     answers: dict[str, object] = {"session_store": args.store}
     for pair in args.answer:

@@ -37,7 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import ColumnElement
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("app.auth")
 PURGE_INTERVAL = 600
+SCHEMA_ATTEMPTS = 3  # tries at creating the tables, when instances race to create them
 DATABASE_DRIVERS = {
     "sqlite://": "sqlite+aiosqlite://",
     "postgresql://": "postgresql+asyncpg://",
@@ -130,24 +131,35 @@ class Database:
         try:
             if not self._schema_ready:
                 await self._create_schema()
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            logger.warning("auth.store_unavailable store=sql error=%s", type(exc).__name__)
+            raise StoreUnavailable() from None
+        try:
             async with self.engine.begin() if write else self.engine.connect() as connection:
                 yield connection
         except IntegrityError:
-            raise
+            raise  # the caller's to handle (a key that exists already)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             logger.warning("auth.store_unavailable store=sql error=%s", type(exc).__name__)
             raise StoreUnavailable() from None
 
     async def _create_schema(self) -> None:
         async with self._schema_lock:
-            if self._schema_ready:
-                return
-            async with self.engine.begin() as connection:
-                for table in metadata.sorted_tables:
-                    await connection.execute(CreateTable(table, if_not_exists=True))
-                    for index in table.indexes:
-                        await connection.execute(CreateIndex(index, if_not_exists=True))
-            self._schema_ready = True
+            for attempt in range(SCHEMA_ATTEMPTS):
+                if self._schema_ready:
+                    return
+                try:
+                    async with self.engine.begin() as connection:
+                        for table in metadata.sorted_tables:
+                            await connection.execute(CreateTable(table, if_not_exists=True))
+                            for index in table.indexes:
+                                await connection.execute(CreateIndex(index, if_not_exists=True))
+                    self._schema_ready = True
+                except (IntegrityError, ProgrammingError):
+                    # PostgreSQL: another instance created the same table at the same time
+                    # ("IF NOT EXISTS" does not cover that race). Now it exists: again.
+                    if attempt == SCHEMA_ATTEMPTS - 1:
+                        raise
 
 
 class SqlLogoutTokens:

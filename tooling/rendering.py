@@ -1,4 +1,5 @@
-"""Render the template and install generated projects (shared by tests and benchmarks)."""
+"""Render the template and install generated projects (shared by hooks, tests, benchmarks and
+the mutation command)."""
 
 import os
 import shutil
@@ -93,6 +94,16 @@ class Project:
                 f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
             )
         return result
+
+
+def generated_files(project: Path) -> list[Path]:
+    """The files of a rendered project, without its virtual environment and tools' caches."""
+    skipped = {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+    return [
+        path
+        for path in project.rglob("*")
+        if path.is_file() and not skipped.intersection(path.relative_to(project).parts)
+    ]
 
 
 def uv() -> str:

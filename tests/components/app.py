@@ -1,0 +1,129 @@
+"""The generated app under uvicorn, a client of the test OpenID provider."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from components.process import HOST, START_TIMEOUT, ChildProcess, wait_for
+from components.provider import OidcClient, OidcProvider
+
+# Settings of the generated app (see template/app/config.py) that must not leak in from the shell.
+APP_SETTING_PREFIXES = ("AUTH0_", "APP_", "SESSION_")
+
+
+class RenderedProject(Protocol):
+    """A rendered and installed project, like ``Project`` of ``tooling/rendering.py``."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def bin(self, name: str) -> Path: ...
+
+
+def app_base_url(port: int) -> str:
+    """The URL of an app on ``port`` of 127.0.0.1, its ``APP_BASE_URL``."""
+    return f"http://{HOST}:{port}"
+
+
+def register_app_client(provider: OidcProvider, ports: Sequence[int]) -> OidcClient:
+    """Register one client at ``provider`` for the apps on ``ports`` (replicas of one app).
+
+    Every app's callback and post-logout URIs are registered; back-channel logouts go to the first
+    app (a client has one such URI).
+    """
+    base_urls = [app_base_url(port) for port in ports]
+    return provider.register_client(
+        [f"{base_url}/auth/callback" for base_url in base_urls],
+        [f"{base_url}/" for base_url in base_urls],
+        backchannel_logout_uri=f"{base_urls[0]}/auth/backchannel-logout",
+    )
+
+
+class AppServer(ChildProcess):
+    """The generated app under uvicorn at ``http://127.0.0.1:<port>``, a client of ``provider``.
+
+    Registers its own client at ``provider`` (callback, post-logout and back-channel logout URIs of
+    its port) when created, so the provider must be running then, unless given ``client``: apps
+    that share a client (see :func:`register_app_client`), a ``session_secret`` and a session store
+    act as replicas, each accepting the other's sessions. ``settings`` are more environment
+    variables, e.g. ``{"AUTH0_TIMEOUT": "1"}``. The working directory is ``workdir``, which should
+    be empty: the app reads ``.env`` from there, and a project's ``.env`` must not change the test.
+    """
+
+    name = "app"
+
+    def __init__(
+        self,
+        project: RenderedProject,
+        provider: OidcProvider,
+        *,
+        workdir: Path,
+        settings: Mapping[str, str] | None = None,
+        port: int | None = None,
+        client: OidcClient | None = None,
+        session_secret: str | None = None,
+    ) -> None:
+        super().__init__(port)
+        self.project = project
+        self.provider = provider
+        self.workdir = workdir
+        self.base_url = app_base_url(self.port)
+        self.ready_text = f"Uvicorn running on {self.base_url}"
+        self.settings = dict(settings or {})
+        self.client = client or register_app_client(provider, [self.port])
+        self._session_secret = session_secret or secrets.token_urlsafe(48)
+
+    def url(self, path: str) -> str:
+        """``path`` (starting with ``/``) on this app."""
+        return f"{self.base_url}{path}"
+
+    def command(self) -> list[str]:
+        uvicorn = self.project.bin("uvicorn")
+        if not uvicorn.exists():
+            raise RuntimeError(f"{uvicorn} is missing: is the project installed?")
+        app_dir = str(self.project.path)
+        return [
+            str(uvicorn),
+            "app.main:app",
+            "--app-dir",
+            app_dir,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+        ]
+
+    def popen_options(self) -> dict[str, Any]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+        env = {
+            **inherited,
+            "PYTHONUNBUFFERED": "1",
+            "AUTH0_DOMAIN": self.provider.issuer,
+            "AUTH0_CLIENT_ID": self.client.client_id,
+            "AUTH0_CLIENT_SECRET": self.client.client_secret,
+            "APP_BASE_URL": self.base_url,
+            "SESSION_SECRET": self._session_secret,
+            **self.settings,
+        }
+        return {"env": env, "cwd": self.workdir}
+
+    def start(self) -> None:
+        """Start uvicorn and wait until the app answers ``GET /``."""
+        super().start()
+        try:
+            wait_for(self._answers, START_TIMEOUT, f"{self.name} to answer")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url("/"), timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False

@@ -1,0 +1,144 @@
+"""OAuth helpers: PKCE, authorization requests, token claims, and the provider's login and
+logout pages driven with plain HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpx
+
+if TYPE_CHECKING:
+    from components.provider import OidcProvider
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE ``(code_verifier, code_challenge)`` pair for the S256 method."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, NOT verified: for assertions about tokens only."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+@dataclass
+class _Form:
+    action: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _FormParser(HTMLParser):
+    """Collects the forms of a page with their hidden/preset input values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[_Form] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self.forms.append(_Form(values.get("action", "")))
+        elif tag == "input" and self.forms and values.get("name"):
+            self.forms[-1].fields[values["name"]] = values.get("value", "")
+
+
+def _forms(html: str) -> list[_Form]:
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    return parser.forms
+
+
+def _drive_provider(
+    client: httpx.Client, url: str, answer: Callable[[_Form], dict[str, str] | None]
+) -> str:
+    """GET ``url`` on the provider, follow its redirects and answer its forms with ``answer``.
+
+    Returns the first redirect that leaves the provider (scheme, host and port differ), unfollowed.
+    """
+    provider_origin = urlsplit(url)[:2]
+    response = client.get(url, follow_redirects=False)
+    for _step in range(10):
+        if response.is_redirect:
+            location = urljoin(str(response.url), response.headers["location"])
+            if urlsplit(location)[:2] != provider_origin:
+                return location
+            response = client.get(location, follow_redirects=False)
+            continue
+        if response.status_code != 200:
+            raise AssertionError(f"provider answered {response.status_code}: {response.text[:500]}")
+        page_forms = [(form, answer(form)) for form in _forms(response.text)]
+        answered = [(form, data) for form, data in page_forms if data is not None]
+        if not answered:
+            raise AssertionError(f"unexpected page at {response.url}: {response.text[:500]}")
+        form, data = answered[0]
+        action = urljoin(str(response.url), form.action)
+        response = client.post(action, data={**form.fields, **data}, follow_redirects=False)
+    raise AssertionError(f"too many steps at the provider, last at {response.url}")
+
+
+def provider_login(client: httpx.Client, authorize_url: str, username: str) -> str:
+    """Log ``username`` in through the provider's login (and consent) pages, with plain HTTP.
+
+    ``client`` must keep cookies across calls (the provider's interaction cookies) and should be
+    the same client for the app's requests, if any. Returns the redirect to the app's callback
+    (``...?code=...&state=...`` or ``...?error=...``) without following it.
+    """
+
+    def answer(form: _Form) -> dict[str, str] | None:
+        if form.fields.get("prompt") == "login":
+            return {"login": username, "password": "any password"}
+        if form.fields.get("prompt") == "consent":
+            return {}
+        return None
+
+    return _drive_provider(client, authorize_url, answer)
+
+
+def provider_logout(client: httpx.Client, end_session_url: str) -> str:
+    """Confirm RP-initiated logout on the provider's page (``logout=yes``: the whole session).
+
+    Returns the redirect to the ``post_logout_redirect_uri`` without following it. Raises if the
+    provider keeps the user on its own "signed out" page (no registered post-logout URI).
+    """
+
+    def answer(form: _Form) -> dict[str, str] | None:
+        return {"logout": "yes"} if "xsrf" in form.fields else None
+
+    return _drive_provider(client, end_session_url, answer)
+
+
+def authorize_url(
+    provider: OidcProvider,
+    client_id: str,
+    redirect_uri: str,
+    code_challenge: str,
+    *,
+    scope: str = "openid profile email offline_access",
+    state: str | None = None,
+    **params: str,
+) -> str:
+    """An authorization-code request URL with PKCE S256 and a random state and nonce."""
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state or secrets.token_urlsafe(16),
+        "nonce": secrets.token_urlsafe(16),
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+        **params,
+    }
+    return f"{provider.url('/auth')}?{urlencode(query)}"
