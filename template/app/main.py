@@ -1,8 +1,5 @@
 """The FastAPI application: `uvicorn app.main:app`."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import httpx
 from fastapi import FastAPI
 
@@ -17,19 +14,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Tests pass their own settings and an in-process provider transport."""
     auth = Auth.from_settings(settings or get_settings(), transport=provider_transport)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await auth.sessions.open()
-        yield
-        try:
-            await auth.client.aclose()
-        finally:
-            await auth.sessions.aclose()
-
     app = FastAPI(
         title=PROJECT_NAME,
-        lifespan=lifespan,
+        lifespan=auth.lifespan,
         redirect_slashes=False,  # its redirects would be built from the request's Host header
     )
     install_auth(app, auth)

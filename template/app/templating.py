@@ -4,4 +4,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from app.auth.urls import AUTH_PREFIX
+
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["auth"] = AUTH_PREFIX  # in templates: href="{{ auth }}/logout"

@@ -6,7 +6,7 @@ from app.auth import CurrentUser, OptionalSession
 from app.auth.access import CurrentAccessToken, access_token, get_access_token
 from app.auth.components import Auth, get_auth
 from app.auth.deps import AuthComponents, CurrentSession, CurrentUser, OptionalSession
-from app.auth.errors import AuthError
+from app.auth.errors import AuthError, Forbidden, NotAuthenticated
 from app.auth.sessions import AccessToken, Session
 from app.auth.setup import install_auth
 
@@ -18,6 +18,8 @@ __all__ = [
     "CurrentAccessToken",
     "CurrentSession",
     "CurrentUser",
+    "Forbidden",
+    "NotAuthenticated",
     "OptionalSession",
     "Session",
     "access_token",

@@ -1,9 +1,11 @@
 """The auth components of one app, built once from settings."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from app.auth.client import OidcClient
 from app.auth.refresh import TokenRefresher
@@ -51,6 +53,22 @@ class Auth:
             ),
             tokens=TokenRefresher(client, sessions, leeway=settings.access_token_leeway),
         )
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Open the session store when the app starts, close connections when it stops:
+        `FastAPI(lifespan=auth.lifespan)`."""
+        await self.sessions.open()
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.aclose()
+        finally:
+            await self.sessions.aclose()
 
 
 # The middleware puts the app's Auth into each request's ASGI scope under this key:

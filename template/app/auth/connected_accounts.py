@@ -56,10 +56,10 @@ from app.auth.routes import (
 from app.auth.sessions import MAX_ACCESS_TOKENS, AccessToken, Session
 from app.auth.tokens import parse_token_response
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import safe_return_to
+from app.auth.urls import AUTH_PREFIX, safe_return_to
 
 logger = logging.getLogger("app.auth")
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 # Auth0's token exchange for a connection's access token (Token Vault).
 VAULT_EXCHANGE_GRANT = (
@@ -192,7 +192,7 @@ def connect_url(connection: str, *, return_to: str = "/", scopes: tuple[str, ...
     """The link that connects an account at `connection`, then returns to `return_to`."""
     params = [("connection", connection), *(("scopes", scope) for scope in scopes)]
     params.append(("returnTo", safe_return_to(return_to)))
-    return f"/auth/connect?{urlencode(params)}"
+    return f"{AUTH_PREFIX}/connect?{urlencode(params)}"
 
 
 async def list_connected_accounts(

@@ -26,7 +26,7 @@ import logging
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from app.auth.urls import login_url
+from app.auth.urls import AUTH_PREFIX, LOGIN_PATH, login_url
 from app.templating import templates
 
 logger = logging.getLogger("app.auth")
@@ -176,9 +176,9 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
 def _destination(request: Request) -> str:
     """Where the user was going when the error happened (for "log in again")."""
     path = _path(request)
-    if path == "/auth/login":
+    if path == LOGIN_PATH:
         return request.query_params.get("returnTo") or "/"
-    return "/" if path.startswith("/auth/") else path
+    return "/" if path.startswith(f"{AUTH_PREFIX}/") else path
 
 
 def _path(request: Request) -> str:

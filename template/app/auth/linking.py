@@ -31,14 +31,17 @@ from app.auth.errors import InvalidRequest, NotAuthenticated
 from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code, complete_transaction
 from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import safe_return_to
+from app.auth.urls import AUTH_PREFIX, safe_return_to
 
 logger = logging.getLogger("app.auth")
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 LINK, UNLINK = "link", "unlink"
 SCOPES = {LINK: "openid link_account", UNLINK: "openid unlink_account"}
-CALLBACK_PATHS = {LINK: "/auth/connect/callback", UNLINK: "/auth/unconnect/callback"}
+CALLBACK_PATHS = {
+    LINK: f"{AUTH_PREFIX}/connect/callback",
+    UNLINK: f"{AUTH_PREFIX}/unconnect/callback",
+}
 # Auth0 connection names: letters, digits and inner hyphens, at most 128 characters.
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?")
 MAX_CONNECTION_SCOPE_LENGTH = 1024

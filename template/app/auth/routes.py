@@ -26,10 +26,10 @@ from app.auth.errors import (
 )
 from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import safe_return_to
+from app.auth.urls import AUTH_PREFIX, safe_return_to
 
 logger = logging.getLogger("app.auth")
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_QUERY_LENGTH = 8192

@@ -20,7 +20,7 @@ from app.auth.deps import CurrentSession
 from app.auth.errors import CrossSiteRequest, NotFound
 from app.auth.routes import NO_STORE, ReturnTo
 from app.auth.sessions import Session
-from app.auth.urls import safe_return_to
+from app.auth.urls import AUTH_PREFIX, safe_return_to
 
 LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what `Session.start` makes, and room
 
@@ -41,7 +41,7 @@ def require_same_origin(request: Request) -> None:
         raise CrossSiteRequest()
 
 
-router = APIRouter(prefix="/auth/sessions", tags=["auth"])
+router = APIRouter(prefix=f"{AUTH_PREFIX}/sessions", tags=["auth"])
 SameOrigin = Depends(require_same_origin)
 
 

@@ -19,6 +19,7 @@ from joserfc.jwk import ECKey, RSAKey
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth.urls import CALLBACK_PATH
 from app.auth.variant import OFFLINE_ACCESS_NEEDED_BY, StoreSettings
 
 MIN_SECRET_LENGTH = 32
@@ -187,7 +188,7 @@ class AuthSettings(StoreSettings, BaseSettings):
 
     @cached_property
     def redirect_uri(self) -> str:
-        return f"{self.app_base_url}/auth/callback"
+        return self.app_base_url + CALLBACK_PATH
 
 
 def load_private_key(pem: str, *, kid: str | None = None) -> RSAKey | ECKey:

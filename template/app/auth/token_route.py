@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from app.auth.access import get_access_token
 from app.auth.deps import get_session
 from app.auth.errors import NotAuthenticated
+from app.auth.urls import AUTH_PREFIX
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 
 @router.get("/access-token")

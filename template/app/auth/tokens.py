@@ -28,7 +28,6 @@ CLOCK_LEEWAY = 60  # seconds of clock difference tolerated between us and the pr
 MAX_TOKEN_LENGTH = 12_000
 MAX_REFRESH_TOKEN_LENGTH = 4_000
 MAX_SCOPE_LENGTH = 2_000
-BEARER = "Bearer"
 JWT_TYPES = ("jwt", "application/jwt")
 LOGOUT_TOKEN_TYPES = (*JWT_TYPES, "logout+jwt", "application/logout+jwt")
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -49,8 +48,7 @@ class TokenSet:
     """What the token endpoint returned, checked."""
 
     id_token: str | None  # always there after a login; optional after a refresh
-    access_token: str
-    token_type: str
+    access_token: str  # a Bearer token (anything else is refused)
     refresh_token: str | None
     expires_at: int | None
     scope: str | None
@@ -75,7 +73,6 @@ def parse_token_response(
     return TokenSet(
         id_token=_bounded_str(body, "id_token", MAX_TOKEN_LENGTH, required=id_token_required),
         access_token=_bounded_str(body, "access_token", MAX_TOKEN_LENGTH, required=True) or "",
-        token_type=BEARER,
         refresh_token=_bounded_str(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH),
         expires_at=now + int(expires_in) if expires_in is not None else None,
         scope=_bounded_str(body, "scope", MAX_SCOPE_LENGTH),

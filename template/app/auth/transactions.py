@@ -17,11 +17,12 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.auth.cookies import CookieCipher
+from app.auth.urls import AUTH_PREFIX
 
 TRANSACTION_LIFETIME = 3600  # seconds: long enough for sign-up, MFA or a password reset
 MAX_PENDING = 8  # older pending logins are dropped when a browser starts more than this
 COOKIE_PREFIX = "app_tx."
-COOKIE_PATH = "/auth"
+COOKIE_PATH = AUTH_PREFIX
 STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 

@@ -1,7 +1,14 @@
-"""Where a redirect may go after login or logout: only paths of this app."""
+"""Where the auth routes live, and where a redirect may go after login or logout.
+
+`AUTH_PREFIX` is the one place that says where the auth routes are mounted: change it
+here (and in the provider's allowed callback and logout URLs) to move them.
+"""
 
 from urllib.parse import unquote, urlencode, urlsplit
 
+AUTH_PREFIX = "/auth"
+LOGIN_PATH = f"{AUTH_PREFIX}/login"
+CALLBACK_PATH = f"{AUTH_PREFIX}/callback"
 MAX_RETURN_TO_LENGTH = 2048
 
 
@@ -27,7 +34,7 @@ def safe_return_to(value: str | None) -> str:
 def login_url(return_to: str) -> str:
     """The login route, returning to `return_to` afterwards (made safe)."""
     target = safe_return_to(return_to)
-    return "/auth/login" if target == "/" else f"/auth/login?{urlencode({'returnTo': target})}"
+    return LOGIN_PATH if target == "/" else f"{LOGIN_PATH}?{urlencode({'returnTo': target})}"
 
 
 def _unsafe(path: str) -> bool:
