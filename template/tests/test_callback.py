@@ -19,8 +19,10 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from starlette.responses import JSONResponse, Response
 
 from app.auth import client as client_module
+from app.auth import routes, session_routes
+from app.auth.callback import MAX_QUERY_LENGTH
+from app.auth.callback import PARAM_LIMITS as CALLBACK_PARAM_LIMITS
 from app.auth.client import JWKS_TTL, MAX_RESPONSE_BYTES, METADATA_TTL
-from app.auth.routes import CALLBACK_PARAM_LIMITS, MAX_QUERY_LENGTH
 from app.auth.tokens import (
     CLOCK_LEEWAY,
     EDWARDS_ALGORITHMS,
@@ -29,6 +31,7 @@ from app.auth.tokens import (
     MAX_TOKEN_LENGTH,
     SIGNING_ALGORITHMS,
 )
+from app.auth.variant import feature_routers
 from devserver.provider import FakeProvider
 from tests.helpers import (
     APP_URL,
@@ -503,8 +506,20 @@ def test_oversized_code_is_not_forwarded(client: TestClient, provider: FakeProvi
 
 
 def test_every_parameter_of_an_authorization_response_is_bounded() -> None:
-    # RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207 (error_uri is never read)
-    assert set(CALLBACK_PARAM_LIMITS) == {"code", "state", "iss", "error", "error_description"}
+    # RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207 (error_uri is never read), Auth0's connect_code
+    names = {"code", "state", "iss", "error", "error_description", "connect_code"}
+    assert set(CALLBACK_PARAM_LIMITS) == names
+
+
+def test_one_route_answers_at_the_callback_and_the_schema_documents_it(
+    client: TestClient,
+) -> None:
+    routers = (routes.router, session_routes.router, *feature_routers())
+    paths = [getattr(route, "path", None) for router in routers for route in router.routes]
+    assert paths.count("/auth/callback") == 1
+
+    operation = client.get("/openapi.json").json()["paths"]["/auth/callback"]["get"]
+    assert operation["operationId"].startswith("callback_")
 
 
 @pytest.mark.parametrize(("name", "limit"), CALLBACK_PARAM_LIMITS.items())

@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.auth.callback import AuthorizationResponse, finishes
 from app.auth.client import OAuthError
 from app.auth.components import Auth, get_auth
 from app.auth.deps import AuthComponents, get_session, require_session
@@ -45,14 +46,7 @@ from app.auth.my_account import (
     ConnectedAccount,
     MyAccountApi,
 )
-from app.auth.routes import (
-    CALLBACK_PARAM_LIMITS,
-    NO_STORE,
-    Param,
-    ReturnTo,
-    complete_transaction,
-    finish_login,
-)
+from app.auth.routes import NO_STORE, Param, ReturnTo
 from app.auth.sessions import MAX_ACCESS_TOKENS, AccessToken, Session
 from app.auth.tokens import parse_token_response
 from app.auth.transactions import LoginTransaction
@@ -73,7 +67,6 @@ CONNECTION_AUDIENCE = "connection:"
 CONNECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?")
 MAX_SCOPES = 50
 MAX_SCOPE_LENGTH = 512
-CONNECT_CALLBACK_LIMITS = {**CALLBACK_PARAM_LIMITS, "connect_code": 256}
 
 Scopes = Annotated[
     list[str] | None, Query(description="Scopes to ask the provider for (repeat the parameter)")
@@ -126,46 +119,18 @@ async def connect(
     return response
 
 
-@router.get("/callback", response_class=RedirectResponse, status_code=303)
-async def login_or_connect_callback(
-    request: Request,
-    auth: AuthComponents,
-    code: Param = None,
-    connect_code: Param = None,
-    state: Param = None,
-    iss: Param = None,
-    error: Param = None,
-    error_description: Param = None,
+@finishes("connect")
+async def finish_connect(
+    request: Request, auth: Auth, transaction: LoginTransaction, answer: AuthorizationResponse
 ) -> Response:
-    """Finish a login, or the connection of an account (Auth0 sends a `connect_code`)."""
-
-    async def finish(transaction: LoginTransaction) -> Response:
-        if transaction.kind == "connect":
-            return await _finish_connect(
-                request, auth, transaction, connect_code, iss, error, error_description
-            )
-        return await finish_login(request, auth, transaction, code, iss, error, error_description)
-
-    return await complete_transaction(
-        request, auth, state, finish, kinds=("login", "connect"), limits=CONNECT_CALLBACK_LIMITS
-    )
-
-
-async def _finish_connect(
-    request: Request,
-    auth: Auth,
-    transaction: LoginTransaction,
-    connect_code: str | None,
-    iss: str | None,
-    error: str | None,
-    error_description: str | None,
-) -> Response:
+    """Complete the connection of an account (Auth0 returns to /auth/callback with a
+    `connect_code`), then go on to `returnTo`."""
     metadata = await auth.client.metadata()
-    if iss is not None and iss != metadata.issuer:
-        raise InvalidRequest("The response came from another login service (iss).")
-    if error:
-        detail = f": {error_description}" if error_description else ""
-        raise LoginFailed(f"The account was not connected ({error}){detail}.")
+    answer.check_issuer(metadata, required=False)
+    if answer.error:
+        detail = f": {answer.error_description}" if answer.error_description else ""
+        raise LoginFailed(f"The account was not connected ({answer.error}){detail}.")
+    connect_code = answer.connect_code
     if not connect_code or transaction.auth_session is None:
         raise InvalidRequest("The response has no connect_code.")
     session = await get_session(request)

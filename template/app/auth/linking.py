@@ -25,10 +25,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth import policy
+from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.components import Auth
 from app.auth.deps import AuthComponents, get_session, require_session
 from app.auth.errors import InvalidRequest, NotAuthenticated
-from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code, complete_transaction
+from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code
 from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
 from app.auth.urls import AUTH_PREFIX, safe_return_to
@@ -70,17 +71,9 @@ async def connect(
 
 
 @router.get("/connect/callback", response_class=RedirectResponse, status_code=303)
-async def connect_callback(
-    request: Request,
-    auth: AuthComponents,
-    code: Param = None,
-    state: Param = None,
-    iss: Param = None,
-    error: Param = None,
-    error_description: Param = None,
-) -> Response:
+async def connect_callback(request: Request, auth: AuthComponents) -> Response:
     """Finish linking: redeem the code, update the session, go on to `returnTo`."""
-    return await _finish(request, auth, LINK, code, state, iss, error, error_description)
+    return await complete_transaction(request, auth)
 
 
 @router.get("/unconnect", response_class=RedirectResponse, status_code=303)
@@ -92,17 +85,9 @@ async def unconnect(
 
 
 @router.get("/unconnect/callback", response_class=RedirectResponse, status_code=303)
-async def unconnect_callback(
-    request: Request,
-    auth: AuthComponents,
-    code: Param = None,
-    state: Param = None,
-    iss: Param = None,
-    error: Param = None,
-    error_description: Param = None,
-) -> Response:
+async def unconnect_callback(request: Request, auth: AuthComponents) -> Response:
     """Finish unlinking: redeem the code, update the session, go on to `returnTo`."""
-    return await _finish(request, auth, UNLINK, code, state, iss, error, error_description)
+    return await complete_transaction(request, auth)
 
 
 async def _start(
@@ -132,50 +117,42 @@ async def _start(
     return response
 
 
-async def _finish(
-    request: Request,
-    auth: Auth,
-    kind: str,
-    code: str | None,
-    state: str | None,
-    iss: str | None,
-    error: str | None,
-    error_description: str | None,
+@finishes(LINK, at=CALLBACK_PATHS[LINK])
+@finishes(UNLINK, at=CALLBACK_PATHS[UNLINK])
+async def finish_linking(
+    request: Request, auth: Auth, transaction: LoginTransaction, answer: AuthorizationResponse
 ) -> Response:
-    async def finish(transaction: LoginTransaction) -> Response:
-        metadata = await auth.client.metadata()
-        checked = authorization_code(
-            metadata, code=code, iss=iss, error=error, error_description=error_description
+    """Redeem the code of a (un)linking, give the session the new ID token and claims."""
+    kind = transaction.kind
+    metadata = await auth.client.metadata()
+    checked = authorization_code(metadata, answer)
+    session = await get_session(request)
+    if session is None:
+        raise NotAuthenticated(
+            "Your session ended before the accounts were changed. Please log in and try again."
         )
-        session = await get_session(request)
-        if session is None:
-            raise NotAuthenticated(
-                "Your session ended before the accounts were changed. Please log in and try again."
-            )
-        tokens, claims = await auth.client.exchange_code(
-            checked,
-            code_verifier=transaction.code_verifier,
-            nonce=transaction.nonce,
-            redirect_uri=auth.settings.app_base_url + CALLBACK_PATHS[kind],
-            sub=session.sub,
+    tokens, claims = await auth.client.exchange_code(
+        checked,
+        code_verifier=transaction.code_verifier,
+        nonce=transaction.nonce,
+        redirect_uri=auth.settings.app_base_url + CALLBACK_PATHS[kind],
+        sub=session.sub,
+    )
+
+    # The same session (login id, expiry, provider session) with the new ID token and
+    # claims; its access tokens stay, as this flow asked for no API. A change like a
+    # token refresh: one that rotated the refresh token meanwhile is kept.
+    def relinked(current: Session) -> Session:
+        return replace(
+            current,
+            user=policy.session_user(claims),
+            id_token=tokens.id_token or current.id_token,
+            refresh_token=tokens.refresh_token or current.refresh_token,
         )
 
-        # The same session (login id, expiry, provider session) with the new ID token and
-        # claims; its access tokens stay, as this flow asked for no API. A change like a
-        # token refresh: one that rotated the refresh token meanwhile is kept.
-        def relinked(current: Session) -> Session:
-            return replace(
-                current,
-                user=policy.session_user(claims),
-                id_token=tokens.id_token or current.id_token,
-                refresh_token=tokens.refresh_token or current.refresh_token,
-            )
-
-        await auth.sessions.change(request, relinked)
-        logger.info("auth.%s_completed sub=%s", kind, session.sub)
-        return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
-
-    return await complete_transaction(request, auth, state, finish, kinds=(kind,))
+    await auth.sessions.change(request, relinked)
+    logger.info("auth.%s_completed sub=%s", kind, session.sub)
+    return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
 
 
 def connection_name(value: str | None) -> str:

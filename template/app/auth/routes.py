@@ -1,7 +1,7 @@
 """The /auth routes. Thin: each one reads the request and calls into the modules below it."""
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from app.auth import policy
+from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.client import ProviderMetadata
 from app.auth.components import Auth
 from app.auth.deps import AuthComponents, get_session
@@ -17,12 +18,10 @@ from app.auth.errors import (
     AuthError,
     InvalidRequest,
     InvalidToken,
-    LoginExpired,
     LoginFailed,
     NotAuthenticated,
     ProviderError,
     UnsupportedMediaType,
-    auth_error_handler,
 )
 from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
@@ -32,16 +31,8 @@ logger = logging.getLogger("app.auth")
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store"}
-MAX_QUERY_LENGTH = 8192
 MAX_LOGIN_PARAM_LENGTH = 512
 MAX_LOGOUT_BODY = 64 * 1024
-CALLBACK_PARAM_LIMITS = {
-    "code": 2048,
-    "state": 128,
-    "iss": 2048,
-    "error": 128,
-    "error_description": 1024,
-}
 
 ReturnTo = Annotated[str | None, Query(alias="returnTo", description="App path to return to")]
 Param = Annotated[str | None, Query()]
@@ -71,110 +62,31 @@ async def login(request: Request, auth: AuthComponents, return_to: ReturnTo = No
 
 
 @router.get("/callback", response_class=RedirectResponse, status_code=303)
-async def callback(
-    request: Request,
-    auth: AuthComponents,
-    code: Param = None,
-    state: Param = None,
-    iss: Param = None,
-    error: Param = None,
-    error_description: Param = None,
-) -> Response:
-    """Finish a login: check the provider's answer, redeem the code, start a session."""
-
-    async def finish(transaction: LoginTransaction) -> Response:
-        return await finish_login(request, auth, transaction, code, iss, error, error_description)
-
-    return await complete_transaction(request, auth, state, finish)
+async def callback(request: Request, auth: AuthComponents) -> Response:
+    """Where the provider returns: `code`, `state`, `iss`, `error`, `error_description`
+    (and Auth0's `connect_code`). Finishes the login, or whichever flow the `state`'s
+    transaction belongs to."""
+    return await complete_transaction(request, auth)
 
 
-async def complete_transaction(
-    request: Request,
-    auth: Auth,
-    state: str | None,
-    finish: Callable[[LoginTransaction], Awaitable[Response]],
-    *,
-    kinds: tuple[str, ...] = ("login",),
-    limits: Mapping[str, int] = CALLBACK_PARAM_LIMITS,
-) -> Response:
-    """What every return from the provider shares: check the query, take the transaction
-    of `state` (its cookie is removed whatever the outcome) and let `finish` answer.
-    Transactions of other `kinds` of flow are refused; errors become error pages."""
-    cleanup = Response()  # collects the removal of the transaction cookie
-    try:
-        _check_callback_query(request, limits)
-        if not state:
-            raise InvalidRequest("The login response has no state parameter.")
-        transaction = auth.transactions.pop(request, cleanup, state)
-        if transaction is None or transaction.kind not in kinds:
-            if await auth.sessions.current(request) is not None:
-                # A reload or "back" onto an old callback URL of a logged-in user.
-                response: Response = RedirectResponse("/", status_code=303)
-            else:
-                raise LoginExpired(
-                    "This login has expired, was already completed, or was started in "
-                    "another browser. Please log in again."
-                )
-        else:
-            response = await finish(transaction)
-    except AuthError as exc:
-        response = await auth_error_handler(request, exc)
-    for name, value in cleanup.raw_headers:
-        if name == b"set-cookie":
-            response.raw_headers.append((name, value))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"  # keep the code out of Referer headers
-    return response
-
-
-def _check_callback_query(request: Request, limits: Mapping[str, int]) -> None:
-    if len(request.scope.get("query_string", b"")) > MAX_QUERY_LENGTH:
-        raise InvalidRequest("The login response is too large.")
-    params = request.query_params
-    for name, limit in limits.items():
-        values = params.getlist(name)
-        if len(values) > 1:
-            raise InvalidRequest(f"The login response repeats the {name} parameter.")
-        if values and len(values[0]) > limit:
-            raise InvalidRequest(f"The login response's {name} parameter is too large.")
-
-
-def authorization_code(
-    metadata: ProviderMetadata,
-    *,
-    code: str | None,
-    iss: str | None,
-    error: str | None,
-    error_description: str | None,
-) -> str:
+def authorization_code(metadata: ProviderMetadata, answer: AuthorizationResponse) -> str:
     """The code of an authorization response, once the response is checked."""
-    # RFC 9207: the iss parameter tells which provider answered (mix-up defence).
-    if iss is not None and iss != metadata.issuer:
-        raise InvalidRequest("The login response came from another login service (iss).")
-    if iss is None and metadata.iss_parameter_required:
-        raise InvalidRequest("The login response does not say which login service sent it (iss).")
-    if error:
-        detail = f": {error_description}" if error_description else ""
-        raise LoginFailed(f"The login service reported an error ({error}){detail}.")
-    if not code:
+    answer.check_issuer(metadata)
+    if answer.error:
+        detail = f": {answer.error_description}" if answer.error_description else ""
+        raise LoginFailed(f"The login service reported an error ({answer.error}){detail}.")
+    if not answer.code:
         raise InvalidRequest("The login response has no authorization code.")
-    return code
+    return answer.code
 
 
+@finishes("login")
 async def finish_login(
-    request: Request,
-    auth: Auth,
-    transaction: LoginTransaction,
-    code: str | None,
-    iss: str | None,
-    error: str | None,
-    error_description: str | None,
+    request: Request, auth: Auth, transaction: LoginTransaction, answer: AuthorizationResponse
 ) -> Response:
     """Redeem the code of a login, start the session, and send the user on."""
     metadata = await auth.client.metadata()
-    code = authorization_code(
-        metadata, code=code, iss=iss, error=error, error_description=error_description
-    )
+    code = authorization_code(metadata, answer)
     tokens, claims = await auth.client.exchange_code(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
     )

@@ -15,10 +15,7 @@ def install_auth(app: FastAPI, auth: Auth) -> None:
     app.state.auth = auth
     app.add_middleware(AuthStateMiddleware, auth=auth)
     app.add_exception_handler(AuthError, auth_error_handler)
-    before, after = feature_routers()
-    for extra in before:  # e.g. Connected Accounts' /auth/callback, which also finishes logins
-        app.include_router(extra)
     app.include_router(router)
     app.include_router(session_router)
-    for extra in after:
+    for extra in feature_routers():
         app.include_router(extra)
