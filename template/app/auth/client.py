@@ -274,7 +274,7 @@ class OidcClient:
                 "but has no endpoint for them."
             )
         try:
-            body = await self._token_request(metadata, params, endpoint=endpoint)
+            body = await self.token_request(metadata, params, endpoint=endpoint)
         except OAuthError as exc:
             raise ProviderError(
                 f"The login service refused the login request ({exc.error})."
@@ -303,7 +303,7 @@ class OidcClient:
             "code_verifier": code_verifier,
         }
         try:
-            body = await self._token_request(metadata, form)
+            body = await self.token_request(metadata, form)
         except OAuthError as exc:
             if exc.error in ("invalid_grant", "invalid_request"):
                 raise LoginFailed(
@@ -377,7 +377,7 @@ class OidcClient:
         if scope:
             form["scope"] = scope
         try:
-            body = await self._token_request(metadata, form)
+            body = await self.token_request(metadata, form)
         except OAuthError as exc:
             if exc.error == "invalid_grant":
                 raise SessionEnded() from None
@@ -410,11 +410,11 @@ class OidcClient:
                 return
             form = {"token": refresh_token, "token_type_hint": "refresh_token"}
             endpoint = metadata.revocation_endpoint
-            await self._token_request(metadata, form, endpoint=endpoint, empty_ok=True)
+            await self.token_request(metadata, form, endpoint=endpoint, empty_ok=True)
         except AuthError as exc:
             logger.info("auth.revoke_failed %s", exc.code)
 
-    async def _token_request(
+    async def token_request(
         self,
         metadata: ProviderMetadata,
         form: dict[str, str],
@@ -468,7 +468,7 @@ class OidcClient:
         self, method: str, url: str, *, empty_ok: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
         """Send a request; return its JSON object body (bounded in size; `{}` if `empty_ok`)."""
-        status, body = await self._send(method, url, **kwargs)
+        status, body = await self.send(method, url, **kwargs)
         try:
             data = json.loads(body)
         except ValueError:
@@ -486,7 +486,7 @@ class OidcClient:
             )
         raise ProviderError("The login service sent a response we could not understand.")
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
+    async def send(self, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
         """Send a request; return its status and body, which may be no larger than
         MAX_RESPONSE_BYTES. Network failures and timeouts become provider errors."""
         try:

@@ -230,7 +230,7 @@ async def exchange_for_connection(auth: Auth, refresh_token: str, connection: st
     }
     client = auth.client
     try:
-        body = await client._token_request(await client.metadata(), form)
+        body = await client.token_request(await client.metadata(), form)
     except OAuthError as exc:
         if exc.error == "federated_connection_refresh_token_not_found":
             raise AccountNotConnected(connection) from None
