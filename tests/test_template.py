@@ -84,9 +84,10 @@ def test_only_the_chosen_code_is_generated(store_project: Project) -> None:
     for mode, files in LINKING_FILES.items():
         for name in files:
             assert (store_project.path / name).exists() == (mode == linking), name
-    routes = (store_project.path / "app/auth/setup.py").read_text()
-    assert ("linking_router" in routes) == (linking == "connect")
-    assert ("connected_accounts_router" in routes) == (linking == "connected_accounts")
+    chosen = (store_project.path / "app/auth/variant.py").read_text()
+    assert ("app.auth.linking import" in chosen) == (linking == "connect")
+    assert ("app.auth.connected_accounts import" in chosen) == (linking == "connected_accounts")
+    assert ("app.auth.token_route import" in chosen) == token_route
     stores = {path.stem for path in (store_project.path / "app/auth/stores").glob("*.py")}
     dependencies = (store_project.path / "pyproject.toml").read_text()
 
@@ -169,7 +170,7 @@ def test_answers_shape_the_project(tmp_path: Path) -> None:
     pyproject = (project / "pyproject.toml").read_text()
     assert 'name = "order-desk"' in pyproject
     assert "Orders & returns" in pyproject
-    assert '"Order Desk"' in (project / "app" / "main.py").read_text()
+    assert '"Order Desk"' in (project / "app" / "variant.py").read_text()
     assert (project / "README.md").read_text().startswith("# Order Desk\n")
 
 

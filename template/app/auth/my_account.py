@@ -144,9 +144,7 @@ class MyAccountApi:
     ) -> Any:
         """Send a request; return the JSON body of the `expected` answer (None if empty)."""
         headers = {"Authorization": f"Bearer {token}"}
-        status, body = await self._client.send(
-            method, self._base + path, headers=headers, **kwargs
-        )
+        status, body = await self._client.send(method, self._base + path, headers=headers, **kwargs)
         try:
             data = json.loads(body) if body.strip() else None
         except ValueError:
