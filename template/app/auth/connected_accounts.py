@@ -24,7 +24,6 @@ account, `AccountNotConnected` (403) says so; send the user to `connect_url(...)
 """
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -37,6 +36,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth.callback import AuthorizationResponse, finishes
 from app.auth.client import OAuthError
 from app.auth.components import Auth, get_auth
+from app.auth.connections import connection_name
 from app.auth.deps import AuthComponents, get_session, require_session
 from app.auth.errors import AuthError, InvalidRequest, LoginFailed, NotAuthenticated, ProviderError
 from app.auth.my_account import (
@@ -63,8 +63,6 @@ REFRESH_SUBJECT_TYPE = "urn:ietf:params:oauth:token-type:refresh_token"
 CONNECTION_ACCESS_TYPE = "http://auth0.com/oauth/token-type/federated-connection-access-token"
 # Connection tokens are kept among the session's access tokens under this "audience".
 CONNECTION_AUDIENCE = "connection:"
-# Auth0 connection names: letters, digits and inner hyphens, at most 128 characters.
-CONNECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?")
 MAX_SCOPES = 50
 MAX_SCOPE_LENGTH = 512
 
@@ -241,15 +239,6 @@ async def exchange_for_connection(auth: Auth, refresh_token: str, connection: st
         raise ProviderError("The login service issued another type of token than asked for.")
     tokens = parse_token_response(body, now=int(time.time()), id_token_required=False)
     return tokens.access_token_for(CONNECTION_AUDIENCE + connection)
-
-
-def connection_name(value: str | None) -> str:
-    """`value` if it is an Auth0 connection name; otherwise the request is refused (400)."""
-    if not value:
-        raise InvalidRequest("Say which connection to use: ?connection=NAME.")
-    if not CONNECTION_NAME.fullmatch(value):
-        raise InvalidRequest("That is not a connection name.")
-    return value
 
 
 def _checked_scopes(scopes: list[str]) -> list[str]:

@@ -17,7 +17,6 @@ preferred way for new apps.
 """
 
 import logging
-import re
 from dataclasses import replace
 from typing import Annotated
 
@@ -27,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth import policy
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.components import Auth
+from app.auth.connections import connection_name
 from app.auth.deps import AuthComponents, get_session, require_session
 from app.auth.errors import InvalidRequest, NotAuthenticated
 from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code
@@ -43,8 +43,6 @@ CALLBACK_PATHS = {
     LINK: f"{AUTH_PREFIX}/connect/callback",
     UNLINK: f"{AUTH_PREFIX}/unconnect/callback",
 }
-# Auth0 connection names: letters, digits and inner hyphens, at most 128 characters.
-CONNECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,126}[A-Za-z0-9])?")
 MAX_CONNECTION_SCOPE_LENGTH = 1024
 
 ConnectionScope = Annotated[
@@ -153,12 +151,3 @@ async def finish_linking(
     await auth.sessions.change(request, relinked)
     logger.info("auth.%s_completed sub=%s", kind, session.sub)
     return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
-
-
-def connection_name(value: str | None) -> str:
-    """`value` if it is an Auth0 connection name; otherwise the request is refused (400)."""
-    if not value:
-        raise InvalidRequest("Say which connection to use: ?connection=NAME.")
-    if not CONNECTION_NAME.fullmatch(value):
-        raise InvalidRequest("That is not a connection name.")
-    return value
