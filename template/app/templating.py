@@ -7,4 +7,5 @@ from fastapi.templating import Jinja2Templates
 from app.auth.urls import AUTH_PREFIX
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals["auth"] = AUTH_PREFIX  # in templates: href="{{ auth }}/logout"
+# Page templates link to the auth routes through this global, e.g. `auth ~ "/logout"`.
+templates.env.globals["auth"] = AUTH_PREFIX
