@@ -35,6 +35,20 @@ def test_a_bare_auth0_domain_means_an_https_issuer(env: pytest.MonkeyPatch) -> N
     assert settings.auth0_scope == "openid profile email offline_access"
 
 
+def test_any_providers_issuer_may_be_set_as_issuer(env: pytest.MonkeyPatch) -> None:
+    env.delenv("AUTH0_DOMAIN")
+    env.setenv("ISSUER", "https://login.example.org/realms/main")
+
+    assert load_settings().issuer == "https://login.example.org/realms/main"
+
+
+def test_without_an_issuer_startup_names_the_setting(env: pytest.MonkeyPatch) -> None:
+    env.delenv("AUTH0_DOMAIN")
+
+    with pytest.raises(ConfigurationError, match="AUTH0_DOMAIN: is not set"):
+        load_settings()
+
+
 def test_a_domain_with_a_trailing_slash_is_tidied(env: pytest.MonkeyPatch) -> None:
     env.setenv("AUTH0_DOMAIN", "tenant.us.auth0.com/")
 

@@ -16,7 +16,14 @@ from urllib.parse import SplitResult, urlsplit
 
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.auth.urls import CALLBACK_PATH
@@ -40,7 +47,8 @@ class AuthSettings(StoreSettings, BaseSettings):
 
     # The provider. A bare host (`tenant.us.auth0.com`) means the issuer
     # `https://tenant.us.auth0.com/`; a full URL is taken as the issuer as written.
-    auth0_domain: str
+    # `ISSUER` names it for any OpenID provider; `AUTH0_DOMAIN` is the same setting.
+    auth0_domain: str = Field(validation_alias=AliasChoices("auth0_domain", "issuer"))
     auth0_client_id: str = Field(min_length=1)
     # How the app proves who it is to the provider: a client secret, or a private key
     # (`private_key_jwt`, RFC 7523) as PEM text or as the path of a PEM file.
