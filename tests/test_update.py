@@ -73,7 +73,7 @@ def commit(project: Path, message: str) -> None:
 
 def update(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "copier", "update", "--defaults", *options],
+        [sys.executable, "-m", "copier", "update", "--defaults", "--trust", *options],
         cwd=project, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -225,6 +225,34 @@ def test_the_latest_release_updates_to_this_version(tmp_path: Path) -> None:
     assert_same_files(project, render(tmp_path / "fresh"))
 
 
+def test_files_renamed_since_the_latest_release_keep_the_users_edits(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", vcs_ref=latest_release())
+    git(project, "init", "-q")
+    commit(project, "Generated")
+    ours = "\n\ndef our_helper() -> str:\n    return 'ours'\n"
+    for old in ("app/auth/setup.py", "app/auth/components.py"):
+        with (project / old).open("a") as file:
+            file.write(ours)
+    commit(project, "Our helpers")
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref=HEAD"],
+        cwd=project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "--trust" in refused.stderr + refused.stdout
+    git(project, "checkout", "-q", "--", ".")
+    update(project, "--vcs-ref=HEAD")
+
+    fresh = render(tmp_path / "fresh")
+    for old, new in (
+        ("app/auth/setup.py", "app/auth/install.py"),
+        ("app/auth/components.py", "app/auth/core.py"),
+    ):
+        assert not (project / old).exists()
+        assert (project / new).read_text() == (fresh / new).read_text() + ours
+    assert unmerged(project) == []
+
+
 def test_a_rename_migration_carries_the_users_edits(template: Template, tmp_path: Path) -> None:
     project = generate(template, tmp_path / "project")
     edit(
@@ -243,24 +271,19 @@ def test_a_rename_migration_carries_the_users_edits(template: Template, tmp_path
     for path in (template.path / "template").rglob("*.py"):
         if "app.templating" in path.read_text():
             edit(path, "from app.templating import", "from app.rendering import")
-    with (template.path / "copier.yml").open("a") as copier_yml:
-        copier_yml.write(
-            "\n_migrations:\n"
-            f"  - version: {V2}\n"
-            "    when: after\n"
-            '    command: ["{{ _copier_python }}",'
-            ' "{{ _copier_conf.src_path }}/hooks/rename_file.py",'
-            " app/templating.py, app/rendering.py]\n"
-        )
+    edit(
+        template.path / "copier.yml",
+        "\n_migrations:\n",
+        "\n_migrations:\n"
+        f"  - version: {V2}\n"
+        "    when: \"{{ _stage == 'after' }}\"\n"
+        '    command: ["{{ _copier_python }}",'
+        ' "{{ _copier_conf.src_path }}/hooks/rename_file.py",'
+        " app/templating.py, app/rendering.py]\n",
+    )
     template.release(V2)
 
-    refused = subprocess.run(
-        [sys.executable, "-m", "copier", "update", "--defaults", f"--vcs-ref={V2}"],
-        cwd=project, capture_output=True, text=True,
-    )  # fmt: skip
-    assert refused.returncode != 0 and "--trust" in refused.stderr + refused.stdout
-    git(project, "checkout", "-q", "--", ".")
-    update(project, f"--vcs-ref={V2}", "--trust")
+    update(project, f"--vcs-ref={V2}")
 
     renamed = (project / "app/rendering.py").read_text()
     assert '"support_email"' in renamed  # the user's edit

@@ -14,7 +14,7 @@ import httpx2
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from app.auth.components import Auth
+from app.auth.core import Auth
 from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import AccessToken, Session
 from devserver.provider import FakeProvider

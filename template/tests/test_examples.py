@@ -13,7 +13,7 @@ from dataclasses import replace
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from app.auth import AuthComponents, Session
+from app.auth import AuthDep, Session
 from app.auth.sessions import AccessToken
 from devserver.provider import FakeProvider
 from tests.helpers import install_session, log_in, make_session, send_backchannel_logout
@@ -80,7 +80,7 @@ def test_a_route_that_changes_the_session(app: FastAPI, logged_in: TestClient) -
     router = APIRouter()  # as in README, "At login, and later"
 
     @router.post("/preferences/theme")
-    async def set_theme(request: Request, theme: str, auth: AuthComponents) -> None:
+    async def set_theme(request: Request, theme: str, auth: AuthDep) -> None:
         def with_theme(session: Session) -> Session:
             return replace(session, user={**session.user, "theme": theme})
 

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.auth.components import Auth
+from app.auth.core import Auth
 from app.auth.sessions import Session, SessionLifetime
 from app.auth.stores.server import record_id
 from app.config import get_settings

@@ -4,16 +4,17 @@ from app.auth import CurrentUser, OptionalSession
 """
 
 from app.auth.access import CurrentAccessToken, access_token, get_access_token
-from app.auth.components import Auth, get_auth
-from app.auth.deps import AuthComponents, CurrentSession, CurrentUser, OptionalSession
+from app.auth.core import Auth, get_auth
+from app.auth.deps import AuthComponents, AuthDep, CurrentSession, CurrentUser, OptionalSession
 from app.auth.errors import AuthError, Forbidden, NotAuthenticated
+from app.auth.install import install_auth
 from app.auth.sessions import AccessToken, Session
-from app.auth.setup import install_auth
 
 __all__ = [
     "AccessToken",
     "Auth",
     "AuthComponents",
+    "AuthDep",
     "AuthError",
     "CurrentAccessToken",
     "CurrentSession",

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.auth.components import get_auth
+from app.auth.core import get_auth
 from app.auth.deps import require_session
 from app.auth.sessions import AccessToken
 

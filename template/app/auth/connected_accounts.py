@@ -35,9 +35,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.auth.callback import AuthorizationResponse, finishes
 from app.auth.client import OAuthError
-from app.auth.components import Auth, get_auth
 from app.auth.connections import connection_name
-from app.auth.deps import AuthComponents, get_session, require_session
+from app.auth.core import Auth, get_auth
+from app.auth.deps import AuthDep, get_session, require_session
 from app.auth.errors import AuthError, InvalidRequest, LoginFailed, NotAuthenticated, ProviderError
 from app.auth.my_account import (
     CONNECT_SCOPE,
@@ -87,7 +87,7 @@ class AccountNotConnected(AuthError):
 @router.get("/connect", response_class=RedirectResponse, status_code=303)
 async def connect(
     request: Request,
-    auth: AuthComponents,
+    auth: AuthDep,
     connection: Param = None,
     scopes: Scopes = None,
     return_to: ReturnTo = None,

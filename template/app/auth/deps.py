@@ -1,4 +1,4 @@
-"""Dependencies for routes: the session, the logged-in user, the auth components.
+"""Dependencies for routes: the session, the logged-in user, the app's `Auth`.
 
 @router.get("/orders")
 async def orders(user: CurrentUser) -> list[Order]: ...
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from app.auth import policy
-from app.auth.components import Auth, get_auth
+from app.auth.core import Auth, get_auth
 from app.auth.errors import Forbidden, NotAuthenticated
 from app.auth.session_cookie import request_state
 from app.auth.sessions import Session
@@ -41,7 +41,8 @@ async def require_user(request: Request) -> dict[str, Any]:
     return (await require_session(request)).user
 
 
-AuthComponents = Annotated[Auth, Depends(get_auth)]
+AuthDep = Annotated[Auth, Depends(get_auth)]
+AuthComponents = AuthDep  # its name before v0.2; kept so code written for v0.1 still runs
 OptionalSession = Annotated[Session | None, Depends(get_session)]
 CurrentSession = Annotated[Session, Depends(require_session)]
 CurrentUser = Annotated[dict[str, Any], Depends(require_user)]

@@ -25,9 +25,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.auth import policy
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
-from app.auth.components import Auth
 from app.auth.connections import connection_name
-from app.auth.deps import AuthComponents, get_session, require_session
+from app.auth.core import Auth
+from app.auth.deps import AuthDep, get_session, require_session
 from app.auth.errors import InvalidRequest, NotAuthenticated
 from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code
 from app.auth.sessions import Session
@@ -54,7 +54,7 @@ ConnectionScope = Annotated[
 @router.get("/connect", response_class=RedirectResponse, status_code=303)
 async def connect(
     request: Request,
-    auth: AuthComponents,
+    auth: AuthDep,
     connection: Param = None,
     connection_scope: ConnectionScope = None,
     return_to: ReturnTo = None,
@@ -69,21 +69,21 @@ async def connect(
 
 
 @router.get("/connect/callback", response_class=RedirectResponse, status_code=303)
-async def connect_callback(request: Request, auth: AuthComponents) -> Response:
+async def connect_callback(request: Request, auth: AuthDep) -> Response:
     """Finish linking: redeem the code, update the session, go on to `returnTo`."""
     return await complete_transaction(request, auth)
 
 
 @router.get("/unconnect", response_class=RedirectResponse, status_code=303)
 async def unconnect(
-    request: Request, auth: AuthComponents, connection: Param = None, return_to: ReturnTo = None
+    request: Request, auth: AuthDep, connection: Param = None, return_to: ReturnTo = None
 ) -> Response:
     """Unlink the user's identity at `connection` from their account."""
     return await _start(request, auth, UNLINK, connection, return_to, {})
 
 
 @router.get("/unconnect/callback", response_class=RedirectResponse, status_code=303)
-async def unconnect_callback(request: Request, auth: AuthComponents) -> Response:
+async def unconnect_callback(request: Request, auth: AuthDep) -> Response:
     """Finish unlinking: redeem the code, update the session, go on to `returnTo`."""
     return await complete_transaction(request, auth)
 

@@ -1,6 +1,6 @@
 """Applies per-request auth state to the response (a pure ASGI middleware: cheap per request).
 
-- The app's auth components are put into the request's scope (see `get_auth`).
+- The app's `Auth` is put into the request's scope (see `get_auth`).
 - A response of a request that read the session gets `Cache-Control: no-store`
   (unless the route chose its own), so no cache keeps one user's page for another.
 - The session cookies set while the request was handled (session_cookie.py) are added.
@@ -8,12 +8,12 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import components
+from app.auth import core
 from app.auth.session_cookie import SCOPE_KEY, RequestState
 
 
 class AuthStateMiddleware:
-    def __init__(self, app: ASGIApp, auth: components.Auth) -> None:
+    def __init__(self, app: ASGIApp, auth: core.Auth) -> None:
         self.app = app
         self.auth = auth
 
@@ -21,7 +21,7 @@ class AuthStateMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope[components.COMPONENTS_KEY] = self.auth
+        scope[core.AUTH_SCOPE_KEY] = self.auth
 
         async def send_with_auth_state(message: Message) -> None:
             state: RequestState | None = scope.get(SCOPE_KEY)

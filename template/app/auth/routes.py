@@ -12,8 +12,8 @@ from starlette.background import BackgroundTask
 from app.auth import policy
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.client import ProviderMetadata
-from app.auth.components import Auth
-from app.auth.deps import AuthComponents, get_session
+from app.auth.core import Auth
+from app.auth.deps import AuthDep, get_session
 from app.auth.errors import (
     AuthError,
     InvalidRequest,
@@ -39,7 +39,7 @@ Param = Annotated[str | None, Query()]
 
 
 @router.get("/login", response_class=RedirectResponse, status_code=303)
-async def login(request: Request, auth: AuthComponents, return_to: ReturnTo = None) -> Response:
+async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
     """Start a login: redirect to the provider's authorization endpoint."""
     params = request.query_params
     extra = {
@@ -62,7 +62,7 @@ async def login(request: Request, auth: AuthComponents, return_to: ReturnTo = No
 
 
 @router.get("/callback", response_class=RedirectResponse, status_code=303)
-async def callback(request: Request, auth: AuthComponents) -> Response:
+async def callback(request: Request, auth: AuthDep) -> Response:
     """Where the provider returns: `code`, `state`, `iss`, `error`, `error_description`
     (and Auth0's `connect_code`). Finishes the login, or whichever flow the `state`'s
     transaction belongs to."""
@@ -114,7 +114,7 @@ def provider_session_end(claims: Mapping[str, Any]) -> int | None:
 
 
 @router.get("/logout", response_class=RedirectResponse, status_code=303)
-async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = None) -> Response:
+async def logout(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
     """End the session here, then at the provider, then come back to `returnTo`."""
     session = await auth.sessions.end(request)  # never fails: the cookie goes in any case
     return_url = auth.settings.app_base_url + safe_return_to(return_to)
@@ -135,7 +135,7 @@ async def logout(request: Request, auth: AuthComponents, return_to: ReturnTo = N
 
 
 @router.post("/backchannel-logout", responses={400: {}, 415: {}})
-async def backchannel_logout(request: Request, auth: AuthComponents) -> Response:
+async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
     """OpenID Connect Back-Channel Logout 1.0: the provider ends sessions here."""
     try:
         token = await _logout_token(request)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.auth.components import get_auth
+from app.auth.core import get_auth
 from app.auth.deps import CurrentSession
 from app.auth.errors import CrossSiteRequest, NotFound
 from app.auth.routes import NO_STORE, ReturnTo

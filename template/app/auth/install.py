@@ -1,8 +1,8 @@
-"""Attach the auth components to a FastAPI app."""
+"""Install an `Auth` into a FastAPI app: its routes, error pages and middleware."""
 
 from fastapi import FastAPI
 
-from app.auth.components import Auth
+from app.auth.core import Auth
 from app.auth.errors import AuthError, auth_error_handler
 from app.auth.middleware import AuthStateMiddleware
 from app.auth.routes import router

@@ -1,4 +1,8 @@
-"""The auth components of one app, built once from settings."""
+"""`Auth`: everything the auth routes need, built once from settings and closed with the app.
+
+`main.py` builds one (`Auth.from_settings`) and installs it (`install_auth`); routes get it
+with the `AuthDep` dependency (or `get_auth(request)`).
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +23,8 @@ from app.auth.variant import build_store
 
 @dataclass(frozen=True, slots=True)
 class Auth:
+    """The app's provider client, session store and cookies, and the settings they came from."""
+
     settings: AuthSettings
     client: OidcClient
     lifetime: SessionLifetime
@@ -73,11 +79,11 @@ class Auth:
 
 # The middleware puts the app's Auth into each request's ASGI scope under this key:
 # reading it there is cheaper than `request.app.state.auth` on every request.
-COMPONENTS_KEY = "app.auth.components"
+AUTH_SCOPE_KEY = "app.auth"
 
 
 def get_auth(request: Request) -> Auth:
-    auth: Auth | None = request.scope.get(COMPONENTS_KEY)
+    auth: Auth | None = request.scope.get(AUTH_SCOPE_KEY)
     if auth is None:  # a request that did not pass the middleware (e.g. a WebSocket)
         auth = request.app.state.auth
     return auth
