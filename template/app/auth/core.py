@@ -79,7 +79,7 @@ class Auth:
 
 # The middleware puts the app's Auth into each request's ASGI scope under this key:
 # reading it there is cheaper than `request.app.state.auth` on every request.
-AUTH_SCOPE_KEY = "app.auth"
+AUTH_SCOPE_KEY = "app.auth.Auth"
 
 
 def get_auth(request: Request) -> Auth:
