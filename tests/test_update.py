@@ -226,14 +226,21 @@ def test_the_latest_release_updates_to_this_version(tmp_path: Path) -> None:
 
 
 def test_files_renamed_since_the_latest_release_keep_the_users_edits(tmp_path: Path) -> None:
+    # Each edit: the file's old name, its new name, the lines the user changed.
+    edits = [
+        ("app/auth/setup.py", "app/auth/install.py",
+         "    app.state.auth = auth\n",
+         "    app.state.team = 'payments'\n    app.state.auth = auth\n"),
+        ("app/auth/components.py", "app/auth/core.py",
+         "absolute=settings.session_absolute_duration,",
+         "absolute=min(settings.session_absolute_duration, 8 * 3600),"),
+    ]  # fmt: skip
     project = render(tmp_path / "project", vcs_ref=latest_release())
     git(project, "init", "-q")
     commit(project, "Generated")
-    ours = "\n\ndef our_helper() -> str:\n    return 'ours'\n"
-    for old in ("app/auth/setup.py", "app/auth/components.py"):
-        with (project / old).open("a") as file:
-            file.write(ours)
-    commit(project, "Our helpers")
+    for old, _, before, after in edits:
+        edit(project / old, before, after)
+    commit(project, "Our edits")
 
     refused = subprocess.run(
         [sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref=HEAD"],
@@ -244,12 +251,10 @@ def test_files_renamed_since_the_latest_release_keep_the_users_edits(tmp_path: P
     update(project, "--vcs-ref=HEAD")
 
     fresh = render(tmp_path / "fresh")
-    for old, new in (
-        ("app/auth/setup.py", "app/auth/install.py"),
-        ("app/auth/components.py", "app/auth/core.py"),
-    ):
+    for old, new, before, after in edits:
+        edit(fresh / new, before, after)
+        assert (project / new).read_text() == (fresh / new).read_text()
         assert not (project / old).exists()
-        assert (project / new).read_text() == (fresh / new).read_text() + ours
     assert unmerged(project) == []
 
 
