@@ -18,11 +18,11 @@ from joserfc import jws
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from starlette.responses import JSONResponse, Response
 
-from app.auth import client as client_module
+from app.auth import provider as provider_module
 from app.auth import routes, session_routes
 from app.auth.callback import MAX_QUERY_LENGTH
 from app.auth.callback import PARAM_LIMITS as CALLBACK_PARAM_LIMITS
-from app.auth.client import JWKS_TTL, MAX_RESPONSE_BYTES, METADATA_TTL
+from app.auth.provider import JWKS_TTL, MAX_RESPONSE_BYTES, METADATA_TTL
 from app.auth.tokens import (
     CLOCK_LEEWAY,
     EDWARDS_ALGORITHMS,
@@ -172,7 +172,7 @@ def test_keys_without_a_use_member_verify_signatures(
 
 
 class ShiftedClock:
-    """The `time` module as `app.auth.client` uses it, its monotonic clock `ahead` seconds
+    """The `time` module as `app.auth.provider` uses it, its monotonic clock `ahead` seconds
     in the future (the wall clock, which tokens are checked against, is left alone)."""
 
     def __init__(self) -> None:
@@ -189,7 +189,7 @@ def test_discovery_and_keys_are_fetched_again_after_an_hour(
     client: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = ShiftedClock()
-    monkeypatch.setattr(client_module, "time", clock)
+    monkeypatch.setattr(provider_module, "time", clock)
     assert log_in(client, provider).status_code == 303
     clock.ahead = min(METADATA_TTL, JWKS_TTL) - 60
     assert log_in(client, provider, "bob").status_code == 303

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth.client import OidcClient, ProviderMetadata
+from app.auth.client import OidcClient
+from app.auth.provider import Provider, ProviderMetadata
 from app.auth.session_cookie import SESSION_COOKIE
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
@@ -121,7 +122,7 @@ def metadata(end_session_endpoint: str | None) -> ProviderMetadata:
 
 def test_auth0_without_end_session_endpoint_uses_v2_logout(provider: FakeProvider) -> None:
     settings = make_settings(provider, auth0_domain="tenant.eu.auth0.com")
-    client = OidcClient(settings)
+    client = OidcClient(Provider(settings.provider_config()))
 
     url = client.logout_url(metadata(None), id_token="a.b.c", return_url=f"{APP_URL}/")
 
@@ -130,7 +131,7 @@ def test_auth0_without_end_session_endpoint_uses_v2_logout(provider: FakeProvide
 
 
 def test_other_providers_without_end_session_return_straight_home(provider: FakeProvider) -> None:
-    client = OidcClient(make_settings(provider))
+    client = OidcClient(Provider(make_settings(provider).provider_config()))
 
     assert (
         client.logout_url(metadata(None), id_token=None, return_url=f"{APP_URL}/x")

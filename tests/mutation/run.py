@@ -55,6 +55,7 @@ DEFAULT_MODULES = (
     "sessions.py",
     "deps.py",
     "client.py",
+    "provider.py",
     "stores/*.py",
 )
 JUDGMENTS = HERE / "equivalent.toml"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.auth.client import ProviderMetadata
 from app.auth.core import Auth
 from app.auth.errors import AuthError, InvalidRequest, LoginExpired, auth_error_handler
+from app.auth.provider import ProviderMetadata
 from app.auth.transactions import LoginTransaction
 from app.auth.urls import CALLBACK_PATH
 

@@ -34,7 +34,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.callback import AuthorizationResponse, finishes
-from app.auth.client import OAuthError
 from app.auth.connections import connection_name
 from app.auth.core import Auth, get_auth
 from app.auth.deps import AuthDep, get_session, require_session
@@ -46,6 +45,7 @@ from app.auth.my_account import (
     ConnectedAccount,
     MyAccountApi,
 )
+from app.auth.provider import OAuthError
 from app.auth.routes import NO_STORE, Param, ReturnTo
 from app.auth.sessions import MAX_ACCESS_TOKENS, AccessToken, Session
 from app.auth.tokens import parse_token_response
@@ -96,7 +96,7 @@ async def connect(
     name = connection_name(connection)
     asked = _checked_scopes(scopes or [])
     session = await require_session(request)
-    api = MyAccountApi(auth.client)
+    api = MyAccountApi(auth.provider)
     token = await auth.tokens.access_token(
         request, session, audience=api.audience, scope=CONNECT_SCOPE
     )
@@ -123,7 +123,7 @@ async def finish_connect(
 ) -> Response:
     """Complete the connection of an account (Auth0 returns to /auth/callback with a
     `connect_code`), then go on to `returnTo`."""
-    metadata = await auth.client.metadata()
+    metadata = await auth.provider.metadata()
     answer.check_issuer(metadata, required=False)
     if answer.error:
         detail = f": {answer.error_description}" if answer.error_description else ""
@@ -136,7 +136,7 @@ async def finish_connect(
         raise NotAuthenticated(
             "Your session ended before the account was connected. Please log in and try again."
         )
-    api = MyAccountApi(auth.client)
+    api = MyAccountApi(auth.provider)
     token = await auth.tokens.access_token(
         request, session, audience=api.audience, scope=CONNECT_SCOPE
     )
@@ -228,7 +228,7 @@ async def exchange_for_connection(auth: Auth, refresh_token: str, connection: st
     }
     client = auth.client
     try:
-        body = await client.token_request(await client.metadata(), form)
+        body = await client.token_request(await client.provider.metadata(), form)
     except OAuthError as exc:
         if exc.error == "federated_connection_refresh_token_not_found":
             raise AccountNotConnected(connection) from None
@@ -253,7 +253,7 @@ async def _my_account(request: Request, scope: str) -> tuple[MyAccountApi, str]:
     """The My Account API and a token for it with `scope`, for the logged-in user."""
     session = await require_session(request)
     auth = get_auth(request)
-    api = MyAccountApi(auth.client)
+    api = MyAccountApi(auth.provider)
     token = await auth.tokens.access_token(request, session, audience=api.audience, scope=scope)
     return api, token.token
 

@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 from app.auth.client import OidcClient
+from app.auth.provider import Provider
 from app.auth.refresh import TokenRefresher
 from app.auth.session_cookie import Sessions
 from app.auth.sessions import SessionLifetime
@@ -26,6 +27,7 @@ class Auth:
     """The app's provider client, session store and cookies, and the settings they came from."""
 
     settings: AuthSettings
+    provider: Provider
     client: OidcClient
     lifetime: SessionLifetime
     sessions: Sessions
@@ -41,7 +43,8 @@ class Auth:
             inactivity=settings.session_inactivity_duration,
             absolute=settings.session_absolute_duration,
         )
-        client = OidcClient(settings, transport=transport)
+        provider = Provider(settings.provider_config(), transport=transport)
+        client = OidcClient(provider)
         store = build_store(settings, lifetime)
         # A token refresh makes up to three requests to the provider (discovery, token,
         # keys); a session's lock outlives them, so that no other request can use the
@@ -50,6 +53,7 @@ class Auth:
         sessions = Sessions(store, lifetime, secure=settings.secure_cookies, lock_ttl=lock_ttl)
         return cls(
             settings=settings,
+            provider=provider,
             client=client,
             lifetime=lifetime,
             sessions=sessions,
@@ -72,7 +76,7 @@ class Auth:
 
     async def aclose(self) -> None:
         try:
-            await self.client.aclose()
+            await self.provider.aclose()
         finally:
             await self.sessions.aclose()
 

@@ -98,7 +98,7 @@ async def _start(
 ) -> Response:
     name = connection_name(connection)
     session = await require_session(request)
-    metadata = await auth.client.metadata()
+    metadata = await auth.provider.metadata()
     transaction = LoginTransaction.start(safe_return_to(return_to), kind=kind)
     url = await auth.client.authorization_url(
         metadata,
@@ -122,7 +122,7 @@ async def finish_linking(
 ) -> Response:
     """Redeem the code of a (un)linking, give the session the new ID token and claims."""
     kind = transaction.kind
-    metadata = await auth.client.metadata()
+    metadata = await auth.provider.metadata()
     checked = authorization_code(metadata, answer)
     session = await get_session(request)
     if session is None:

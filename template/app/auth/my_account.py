@@ -17,8 +17,8 @@ from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from app.auth.client import OidcClient
 from app.auth.errors import InvalidRequest, ProviderError, ProviderUnavailable
+from app.auth.provider import Provider
 
 CONNECT_SCOPE = "create:me:connected_accounts"
 READ_SCOPE = "read:me:connected_accounts"
@@ -64,9 +64,9 @@ class ConnectedAccount:
 
 
 class MyAccountApi:
-    def __init__(self, client: OidcClient) -> None:
-        self._client = client
-        self.audience = client.settings.issuer.rstrip("/") + "/me/"
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+        self.audience = provider.config.issuer.rstrip("/") + "/me/"
         self._base = self.audience + "v1/connected-accounts/"
 
     async def connect(
@@ -144,7 +144,9 @@ class MyAccountApi:
     ) -> Any:
         """Send a request; return the JSON body of the `expected` answer (None if empty)."""
         headers = {"Authorization": f"Bearer {token}"}
-        status, body = await self._client.send(method, self._base + path, headers=headers, **kwargs)
+        status, body = await self._provider.send(
+            method, self._base + path, headers=headers, **kwargs
+        )
         try:
             data = json.loads(body) if body.strip() else None
         except ValueError:

@@ -11,7 +11,6 @@ from starlette.background import BackgroundTask
 
 from app.auth import policy
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
-from app.auth.client import ProviderMetadata
 from app.auth.core import Auth
 from app.auth.deps import AuthDep, get_session
 from app.auth.errors import (
@@ -23,6 +22,7 @@ from app.auth.errors import (
     ProviderError,
     UnsupportedMediaType,
 )
+from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
 from app.auth.urls import AUTH_PREFIX, safe_return_to
@@ -47,7 +47,7 @@ async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> 
         for name in policy.LOGIN_PARAMS
         if (value := params.get(name)) and len(value) <= MAX_LOGIN_PARAM_LENGTH
     }
-    metadata = await auth.client.metadata()
+    metadata = await auth.provider.metadata()
     transaction = LoginTransaction.start(safe_return_to(return_to))
     url = await auth.client.authorization_url(
         metadata,
@@ -85,7 +85,7 @@ async def finish_login(
     request: Request, auth: Auth, transaction: LoginTransaction, answer: AuthorizationResponse
 ) -> Response:
     """Redeem the code of a login, start the session, and send the user on."""
-    metadata = await auth.client.metadata()
+    metadata = await auth.provider.metadata()
     code = authorization_code(metadata, answer)
     tokens, claims = await auth.client.exchange_code(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
@@ -119,7 +119,7 @@ async def logout(request: Request, auth: AuthDep, return_to: ReturnTo = None) ->
     session = await auth.sessions.end(request)  # never fails: the cookie goes in any case
     return_url = auth.settings.app_base_url + safe_return_to(return_to)
     try:
-        metadata = await auth.client.metadata()
+        metadata = await auth.provider.metadata()
     except ProviderError:
         metadata = None  # never let a provider problem keep a user logged in here
     url = auth.client.logout_url(

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth.provider import ProviderConfig
 from app.auth.urls import CALLBACK_PATH
 from app.auth.variant import OFFLINE_ACCESS_NEEDED_BY, StoreSettings
 
@@ -197,6 +198,23 @@ class AuthSettings(StoreSettings, BaseSettings):
     @cached_property
     def redirect_uri(self) -> str:
         return self.app_base_url + CALLBACK_PATH
+
+    def provider_config(self) -> ProviderConfig:
+        """What the OpenID client needs of these settings (and nothing else)."""
+        key = self.client_private_key
+        return ProviderConfig(
+            issuer=self.issuer,
+            client_id=self.auth0_client_id,
+            client_secret=self.auth0_client_secret,
+            private_key=key,
+            assertion_algorithm=signing_algorithm(key) if key is not None else None,
+            redirect_uri=self.redirect_uri,
+            scope=self.auth0_scope,
+            audience=self.auth0_audience,
+            audience_parameter=self.auth0_audience_parameter,
+            use_par=self.auth0_use_par,
+            timeout=self.auth0_timeout,
+        )
 
 
 def load_private_key(pem: str, *, kid: str | None = None) -> RSAKey | ECKey:
