@@ -3,7 +3,7 @@
 The API lives at `{issuer}me/v1/` and wants an access token for the audience
 `{issuer}me/` with one scope per operation, which the app gets with the session's
 refresh token (Auth0's multi-resource refresh tokens). Requests go through the
-app's `OidcClient`: same HTTP client, timeout and response size limit.
+app's `Provider`: same HTTP client, timeout and response size limit.
 
 The API answers errors with problem details (RFC 9457); they become `MyAccountError`
 (a `ProviderError` in the tree of `errors.py`), whose error page shows the API's code.
@@ -51,7 +51,6 @@ class ConnectTicket:
 
     url: str  # the API's `connect_uri` with its `ticket`
     auth_session: str
-    expires_in: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +166,6 @@ def parse_connect_ticket(data: Any) -> ConnectTicket:
     params = data.get("connect_params") if isinstance(data, dict) else None
     uri = data.get("connect_uri") if isinstance(data, dict) else None
     auth_session = data.get("auth_session") if isinstance(data, dict) else None
-    expires_in = data.get("expires_in") if isinstance(data, dict) else None
     ticket = params.get("ticket") if isinstance(params, dict) else None
     parts = urlsplit(uri) if isinstance(uri, str) else None
     if (
@@ -179,13 +177,11 @@ def parse_connect_ticket(data: Any) -> ConnectTicket:
         or not ticket
         or not isinstance(auth_session, str)
         or not auth_session
-        or not isinstance(expires_in, int)
-        or isinstance(expires_in, bool)
     ):
         raise ProviderError("The account service's answer to the connect request is malformed.")
     separator = "&" if parts.query else "?"
     url = f"{uri}{separator}{urlencode({'ticket': ticket})}"
-    return ConnectTicket(url=url, auth_session=auth_session, expires_in=expires_in)
+    return ConnectTicket(url=url, auth_session=auth_session)
 
 
 def parse_account(data: Any) -> ConnectedAccount:
