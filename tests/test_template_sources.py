@@ -1,5 +1,6 @@
 """The template's sources read as a Python project: plain names, no Jinja in code, clean lint."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -7,10 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from tooling.rendering import install, render, uv
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template"
 # The one module per package that the template writes from the answers.
 SWITCH_MODULES = {"app/variant.py.jinja", "app/auth/variant.py.jinja", "devserver/variant.py.jinja"}
+
+
+STORES = ("cookie", "redis", "sql")
+# Every optional feature at once (the two account linking modes share /auth/connect, so
+# the switch module mounts one; the other's modules are checked all the same).
+ALL_FEATURES: dict[str, object] = {
+    "account_linking": "connected_accounts",
+    "access_token_route": True,
+}
 
 
 def template_files() -> list[Path]:
@@ -47,3 +59,47 @@ def test_the_template_sources_pass_ruff_in_place(command: list[str]) -> None:
         [ruff(), *command, "template"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def not_generated_with(store: str) -> set[str]:
+    """The template's files a project with this session store does not get (`copier.yml`)."""
+    excludes = (REPO / "copier.yml").read_text()
+    found = re.findall(r"session_store (==|!=) '(\w+)' %\}([^{]+)\{%", excludes)
+    return {path for op, chosen, path in found if (chosen == store) == (op == "==")}
+
+
+def test_the_template_sources_pass_mypy_strict_in_place(tmp_path: Path) -> None:
+    """mypy --strict over template/'s own files: all of them at once (every store's modules,
+    every feature), with the switch modules written for each store in turn: each file is
+    checked in at least one turn. Errors name the files under template/ (the paths are the
+    same)."""
+    venv_project = render(tmp_path / "venv-project", session_store="sql", **ALL_FEATURES)
+    project = install(venv_project)
+    subprocess.run(
+        [uv(), "pip", "install", "-q", "--python", str(project.python), "redis[hiredis]>=5.2"],
+        check=True,
+    )  # every store's library, so every store's module is checked against it
+    tree = tmp_path / "template"
+    for source in template_files():
+        name = str(source.relative_to(TEMPLATE))
+        if not name.endswith(".jinja") and name != "ruff.toml":
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tree / name)
+    failures = []
+    for store in STORES:
+        rendered = render(tmp_path / f"switch-{store}", session_store=store, **ALL_FEATURES)
+        for switch in (*sorted(SWITCH_MODULES), "pyproject.toml.jinja"):
+            name = switch.removesuffix(".jinja")
+            shutil.copy2(rendered / name, tree / name)
+        # The other stores' modules and tests read their settings from `Settings`, which
+        # has this store's: each is checked in its own store's turn.
+        others = sorted(not_generated_with(store))
+        excluded = [arg for name in others for arg in ("--exclude", f"^{re.escape(name)}$")]
+        result = subprocess.run(
+            [project.bin("mypy"), "--strict", "--cache-dir", str(tmp_path / f"mypy-cache-{store}"),
+             *excluded, "app", "devserver", "tests"],
+            cwd=tree, capture_output=True, text=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            failures.append(f"with session_store={store}:\n{result.stdout}{result.stderr}")
+    assert failures == [], "\n".join(failures)
