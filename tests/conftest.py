@@ -1,12 +1,13 @@
 """Session fixtures: rendered projects (once per answer set) and the real data stores."""
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 from components import PostgresServer, RedisServer
 from variants import DEFAULT_ANSWERS, VARIANTS
 
-from tooling.rendering import Project, installed_project
+from tooling.rendering import Project, install, installed_project, render, uv
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,17 @@ def redis_server() -> Iterator[RedisServer]:
 def postgres_server() -> Iterator[PostgresServer]:
     with PostgresServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def checking_environment(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A virtual environment with every store's libraries, ruff and mypy: for checking the
+    template's sources in place and projects rendered for any answers."""
+    every_feature = {"account_linking": "connected_accounts", "access_token_route": True}
+    path = render(tmp_path_factory.mktemp("checking") / "app", session_store="sql", **every_feature)
+    project = install(path)
+    subprocess.run(
+        [uv(), "pip", "install", "-q", "--python", str(project.python), "redis[hiredis]>=5.2"],
+        check=True,
+    )
+    return project

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tooling.rendering import install, render, uv
+from tooling.rendering import Project, render
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template"
@@ -68,17 +68,13 @@ def not_generated_with(store: str) -> set[str]:
     return {path for op, chosen, path in found if (chosen == store) == (op == "==")}
 
 
-def test_the_template_sources_pass_mypy_strict_in_place(tmp_path: Path) -> None:
+def test_the_template_sources_pass_mypy_strict_in_place(
+    tmp_path: Path, checking_environment: Project
+) -> None:
     """mypy --strict over template/'s own files: all of them at once (every store's modules,
     every feature), with the switch modules written for each store in turn: each file is
     checked in at least one turn. Errors name the files under template/ (the paths are the
     same)."""
-    venv_project = render(tmp_path / "venv-project", session_store="sql", **ALL_FEATURES)
-    project = install(venv_project)
-    subprocess.run(
-        [uv(), "pip", "install", "-q", "--python", str(project.python), "redis[hiredis]>=5.2"],
-        check=True,
-    )  # every store's library, so every store's module is checked against it
     tree = tmp_path / "template"
     for source in template_files():
         name = str(source.relative_to(TEMPLATE))
@@ -96,7 +92,8 @@ def test_the_template_sources_pass_mypy_strict_in_place(tmp_path: Path) -> None:
         others = sorted(not_generated_with(store))
         excluded = [arg for name in others for arg in ("--exclude", f"^{re.escape(name)}$")]
         result = subprocess.run(
-            [project.bin("mypy"), "--strict", "--cache-dir", str(tmp_path / f"mypy-cache-{store}"),
+            [checking_environment.bin("mypy"), "--strict",
+             "--cache-dir", str(tmp_path / f"mypy-cache-{store}"),
              *excluded, "app", "devserver", "tests"],
             cwd=tree, capture_output=True, text=True,
         )  # fmt: skip
