@@ -51,8 +51,9 @@ STORE_VARIABLES = ("REDIS_URL", "DATABASE_URL", "PYTHONPATH", "HOSTILE_EXAMPLES"
 
 
 def full_run(variant: str) -> bool:
-    """Each session store gets every test. The other answer sets (e.g. the token route) keep
-    the default store and add routes: they get the per-route tests, for those routes only."""
+    """Each session store gets every test. The other answer sets add routes (the token route,
+    account linking), some with another store: they get the per-route tests, for those
+    routes only."""
     return set(VARIANTS[variant]) <= {"session_store"}
 
 

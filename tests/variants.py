@@ -4,12 +4,18 @@
 DEFAULT_ANSWERS: dict[str, object] = {}
 STORES = ("cookie", "redis", "sql")
 # Answer sets rendered, linted, type-checked and tested: each store, plus the optional routes
-# and each account linking mode.
+# and each account linking mode (`test_combinations.py` lints and type-checks every other
+# combination).
 VARIANTS: dict[str, dict[str, object]] = {
     "cookie": {},
     "redis": {"session_store": "redis"},
     "sql": {"session_store": "sql"},
-    "token-route": {"access_token_route": True},
-    "connect": {"account_linking": "connect"},
+    # The optional routes, each with a store it has not been tried with elsewhere.
+    "token-route-redis": {
+        "access_token_route": True,
+        "account_linking": "connected_accounts",
+        "session_store": "redis",
+    },
+    "connect-sql": {"account_linking": "connect", "session_store": "sql"},
     "connected-accounts": {"account_linking": "connected_accounts"},
 }
