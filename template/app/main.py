@@ -3,7 +3,7 @@
 import httpx
 from fastapi import FastAPI
 
-from app import pages
+from app import api, pages
 from app.auth import Auth, install_auth
 from app.config import Settings, get_settings
 from app.variant import PROJECT_NAME
@@ -21,6 +21,7 @@ def create_app(
     )
     install_auth(app, auth)
     app.include_router(pages.router)
+    app.include_router(api.router)
     return app
 
 

@@ -84,7 +84,7 @@ class AccountNotConnected(AuthError):
         self.connection = connection
 
 
-@router.get("/connect", response_class=RedirectResponse, status_code=303)
+@router.get("/connect", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def connect(
     request: Request,
     auth: AuthDep,

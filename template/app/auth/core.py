@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI, Request
 
+from app.auth.api_token_checks import ApiTokens
 from app.auth.client import OidcClient
 from app.auth.provider import Provider
 from app.auth.refresh import TokenRefresher
@@ -19,6 +20,7 @@ from app.auth.sessions import SessionLifetime
 from app.auth.settings import AuthSettings
 from app.auth.stores.base import LogoutTokens
 from app.auth.transactions import TransactionCookies
+from app.auth.user import UserClaims
 from app.auth.variant import build_store
 
 
@@ -34,11 +36,17 @@ class Auth:
     logout_tokens: LogoutTokens
     transactions: TransactionCookies
     tokens: TokenRefresher
+    user_claims: UserClaims
+    api_tokens: ApiTokens
 
     @classmethod
     def from_settings(
         cls, settings: AuthSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> "Auth":
+        user_claims = UserClaims(
+            roles_claim=settings.auth_roles_claim,
+            permissions_claim=settings.auth_permissions_claim,
+        )
         lifetime = SessionLifetime(
             inactivity=settings.session_inactivity_duration,
             absolute=settings.session_absolute_duration,
@@ -61,7 +69,17 @@ class Auth:
             transactions=TransactionCookies(
                 settings.session_secrets, secure=settings.secure_cookies
             ),
-            tokens=TokenRefresher(client, sessions, leeway=settings.access_token_leeway),
+            tokens=TokenRefresher(
+                client, sessions, leeway=settings.access_token_leeway, user_claims=user_claims
+            ),
+            user_claims=user_claims,
+            api_tokens=ApiTokens(
+                provider,
+                store.logout_tokens,
+                audience=settings.api_token_audience,
+                types=settings.api_token_types,
+                base_url=settings.app_base_url,
+            ),
         )
 
     @asynccontextmanager

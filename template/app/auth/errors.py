@@ -3,7 +3,7 @@
     AuthError                   base class: catch this to handle any auth failure
     ├── NotAuthenticated        401: no valid session (browsers are sent to log in instead)
     │   └── SessionEnded        401: the provider refused to refresh the session's tokens
-    ├── Forbidden               403: logged in, but `policy.authorize` said no
+    ├── Forbidden               403: logged in, but not allowed (`authorization.py`)
     │   ├── LoginRefused        403: `policy.on_login` refused the login
     │   └── CrossSiteRequest    403: a state-changing request sent by another site
     ├── NotFound                404: no such session (or the store cannot list them)
@@ -22,6 +22,7 @@ tokens, codes or secrets. Templates and JSON encoding escape whatever they quote
 """
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -48,11 +49,17 @@ class NotAuthenticated(AuthError):
     title = "Please log in"
 
     def __init__(
-        self, message: str = "You need to log in.", *, login_redirect: str | None = None
+        self,
+        message: str = "You need to log in.",
+        *,
+        login_redirect: str | None = None,
+        login_params: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         # Where a browser should go after logging in; None answers 401 to everyone.
         self.login_redirect = login_redirect
+        # What that login asks the provider for (e.g. `max_age` for a recent login).
+        self.login_params = dict(login_params or {})
 
 
 class SessionEnded(NotAuthenticated):
@@ -152,7 +159,7 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, AuthError):  # pragma: no cover - registered for AuthError only
         raise exc
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
-        return RedirectResponse(login_url(exc.login_redirect), status_code=303)
+        return RedirectResponse(login_url(exc.login_redirect, exc.login_params), status_code=303)
     if exc.status_code >= 500:
         logger.warning("auth.error code=%s path=%s: %s", exc.code, _path(request), exc.message)
     else:

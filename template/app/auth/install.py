@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from app.auth.api_token_checks import ApiTokenError, api_token_error_handler
 from app.auth.core import Auth
 from app.auth.errors import AuthError, auth_error_handler
 from app.auth.middleware import AuthStateMiddleware
@@ -15,6 +16,7 @@ def install_auth(app: FastAPI, auth: Auth) -> None:
     app.state.auth = auth
     app.add_middleware(AuthStateMiddleware, auth=auth)
     app.add_exception_handler(AuthError, auth_error_handler)
+    app.add_exception_handler(ApiTokenError, api_token_error_handler)
     app.include_router(router)
     app.include_router(session_router)
     for extra in feature_routers():

@@ -23,7 +23,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.auth import policy
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.connections import connection_name
 from app.auth.core import Auth
@@ -51,7 +50,7 @@ ConnectionScope = Annotated[
 ]
 
 
-@router.get("/connect", response_class=RedirectResponse, status_code=303)
+@router.get("/connect", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def connect(
     request: Request,
     auth: AuthDep,
@@ -68,13 +67,15 @@ async def connect(
     return await _start(request, auth, LINK, connection, return_to, extra)
 
 
-@router.get("/connect/callback", response_class=RedirectResponse, status_code=303)
+@router.get(
+    "/connect/callback", response_class=RedirectResponse, status_code=303, include_in_schema=False
+)
 async def connect_callback(request: Request, auth: AuthDep) -> Response:
     """Finish linking: redeem the code, update the session, go on to `returnTo`."""
     return await complete_transaction(request, auth)
 
 
-@router.get("/unconnect", response_class=RedirectResponse, status_code=303)
+@router.get("/unconnect", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def unconnect(
     request: Request, auth: AuthDep, connection: Param = None, return_to: ReturnTo = None
 ) -> Response:
@@ -82,7 +83,9 @@ async def unconnect(
     return await _start(request, auth, UNLINK, connection, return_to, {})
 
 
-@router.get("/unconnect/callback", response_class=RedirectResponse, status_code=303)
+@router.get(
+    "/unconnect/callback", response_class=RedirectResponse, status_code=303, include_in_schema=False
+)
 async def unconnect_callback(request: Request, auth: AuthDep) -> Response:
     """Finish unlinking: redeem the code, update the session, go on to `returnTo`."""
     return await complete_transaction(request, auth)
@@ -143,7 +146,7 @@ async def finish_linking(
     def relinked(current: Session) -> Session:
         return replace(
             current,
-            user=policy.session_user(claims),
+            user=auth.user_claims.user(claims),
             id_token=tokens.id_token or current.id_token,
             refresh_token=tokens.refresh_token or current.refresh_token,
         )

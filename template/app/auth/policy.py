@@ -25,7 +25,10 @@ SESSION_CLAIMS = (
     "locale",
     "updated_at",
     "org_id",
+    "org_name",
 )
+# The user's roles and permissions are kept too, as `roles` and `permissions`, from the
+# claims named by AUTH_ROLES_CLAIM and AUTH_PERMISSIONS_CLAIM (see `user.py`).
 
 # Query parameters of /auth/login passed on to the provider; all others are dropped.
 # (`/auth/login?screen_hint=signup` opens Auth0's sign-up page, for example.)
@@ -37,6 +40,8 @@ LOGIN_PARAMS = (
     "organization",
     "invitation",
     "connection",
+    "max_age",  # a recent login: the provider asks for the password again if older
+    "acr_values",  # a stronger login, e.g. with a second factor
 )
 
 
@@ -63,9 +68,10 @@ def after_login(session: Session, return_to: str) -> str:
 
 
 def authorize(user: dict[str, Any], request: Request) -> bool:
-    """Whether a logged-in user may use a protected route (False answers 403).
+    """Whether a logged-in user may use any protected route at all (False answers 403).
 
-    For example, to require a verified email address:
+    For example, to require a verified email address everywhere:
         return user.get("email_verified") is True
+    Per route, use the dependencies of `authorization.py` (`require_roles("admin")`, ...).
     """
     return True

@@ -12,11 +12,11 @@ import logging
 
 from fastapi import Request
 
-from app.auth import policy
 from app.auth.client import OidcClient
 from app.auth.errors import Forbidden, NotAuthenticated, SessionEnded
 from app.auth.session_cookie import Sessions
 from app.auth.sessions import AccessToken, Session
+from app.auth.user import UserClaims
 
 logger = logging.getLogger("app.auth")
 
@@ -24,10 +24,13 @@ Flight = tuple[str, str | None, str | None]  # login id, audience, scope
 
 
 class TokenRefresher:
-    def __init__(self, client: OidcClient, sessions: Sessions, *, leeway: int) -> None:
+    def __init__(
+        self, client: OidcClient, sessions: Sessions, *, leeway: int, user_claims: UserClaims
+    ) -> None:
         self._client = client
         self._sessions = sessions
         self._leeway = leeway
+        self._user_claims = user_claims
         self._flights: dict[Flight, asyncio.Future[Session]] = {}
 
     async def access_token(
@@ -73,7 +76,7 @@ class TokenRefresher:
                 token,
                 refresh_token=tokens.refresh_token,
                 id_token=tokens.id_token,
-                user=policy.session_user(claims) if claims else None,
+                user=self._user_claims.user(claims) if claims else None,
             )
 
         try:

@@ -1,6 +1,7 @@
 """The /auth routes. Thin: each one reads the request and calls into the modules below it."""
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -22,8 +23,15 @@ from app.auth.errors import (
     ProviderError,
     UnsupportedMediaType,
 )
+from app.auth.login_requirements import (
+    SILENT_LOGIN_ERRORS,
+    authentication,
+    check_login,
+    login_params,
+)
 from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
+from app.auth.silent_login import mark_tried
 from app.auth.transactions import LoginTransaction
 from app.auth.urls import AUTH_PREFIX, safe_return_to
 
@@ -38,7 +46,7 @@ ReturnTo = Annotated[str | None, Query(alias="returnTo", description="App path t
 Param = Annotated[str | None, Query()]
 
 
-@router.get("/login", response_class=RedirectResponse, status_code=303)
+@router.get("/login", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
     """Start a login: redirect to the provider's authorization endpoint."""
     params = request.query_params
@@ -47,8 +55,9 @@ async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> 
         for name in policy.LOGIN_PARAMS
         if (value := params.get(name)) and len(value) <= MAX_LOGIN_PARAM_LENGTH
     }
+    extra = login_params(extra, organization=auth.settings.auth0_organization)
     metadata = await auth.provider.metadata()
-    transaction = LoginTransaction.start(safe_return_to(return_to))
+    transaction = LoginTransaction.start(safe_return_to(return_to), asked=extra)
     url = await auth.client.authorization_url(
         metadata,
         state=transaction.state,
@@ -58,10 +67,12 @@ async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> 
     )
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     auth.transactions.save(request, response, transaction)
+    if transaction.prompt == "none":
+        mark_tried(response, secure=auth.settings.secure_cookies)
     return response
 
 
-@router.get("/callback", response_class=RedirectResponse, status_code=303)
+@router.get("/callback", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def callback(request: Request, auth: AuthDep) -> Response:
     """Where the provider returns: `code`, `state`, `iss`, `error`, `error_description`
     (and Auth0's `connect_code`). Finishes the login, or whichever flow the `state`'s
@@ -86,19 +97,26 @@ async def finish_login(
 ) -> Response:
     """Redeem the code of a login, start the session, and send the user on."""
     metadata = await auth.provider.metadata()
+    answer.check_issuer(metadata)
+    if transaction.prompt == "none" and answer.error in SILENT_LOGIN_ERRORS:
+        # A silent login found no session at the provider: carry on without one.
+        logger.info("auth.silent_login_declined error=%s", answer.error)
+        return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
     code = authorization_code(metadata, answer)
     tokens, claims = await auth.client.exchange_code(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
     )
+    check_login(claims, transaction, now=int(time.time()))
     sid = claims.get("sid")
     access_token = tokens.access_token_for(auth.settings.auth0_audience)
     session = Session.start(
-        policy.session_user(claims),
+        auth.user_claims.user(claims),
         id_token=tokens.id_token,
         refresh_token=tokens.refresh_token,
         access_tokens=(access_token,),
         sid=sid if isinstance(sid, str) else None,
         expires_at=provider_session_end(claims),
+        **authentication(claims),
     )
     session = await policy.on_login(request, session, tokens)
     target = safe_return_to(policy.after_login(session, transaction.return_to))
@@ -113,7 +131,7 @@ def provider_session_end(claims: Mapping[str, Any]) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
-@router.get("/logout", response_class=RedirectResponse, status_code=303)
+@router.get("/logout", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def logout(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
     """End the session here, then at the provider, then come back to `returnTo`."""
     session = await auth.sessions.end(request)  # never fails: the cookie goes in any case
@@ -134,7 +152,7 @@ async def logout(request: Request, auth: AuthDep, return_to: ReturnTo = None) ->
     return response
 
 
-@router.post("/backchannel-logout", responses={400: {}, 415: {}})
+@router.post("/backchannel-logout", include_in_schema=False)
 async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
     """OpenID Connect Back-Channel Logout 1.0: the provider ends sessions here."""
     try:
@@ -180,7 +198,9 @@ async def _logout_token(request: Request) -> str:
     return tokens[0]
 
 
-@router.get("/profile")
+# The session cookie is documented for the schema only: this route reads it without a
+# dependency (see below).
+@router.get("/profile", openapi_extra={"security": [{"APIKeyCookie": []}]})
 async def profile(request: Request) -> dict[str, Any]:
     """The logged-in user's claims; 401 without a session."""
     # Called directly rather than as a dependency: this route is hit on every page

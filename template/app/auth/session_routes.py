@@ -16,29 +16,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.core import get_auth
-from app.auth.deps import CurrentSession
-from app.auth.errors import CrossSiteRequest, NotFound
+from app.auth.deps import CurrentSession, require_same_origin
+from app.auth.errors import NotFound
 from app.auth.routes import NO_STORE, ReturnTo
 from app.auth.sessions import Session
 from app.auth.urls import AUTH_PREFIX, safe_return_to
 
 LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what `Session.start` makes, and room
-
-
-def require_same_origin(request: Request) -> None:
-    """Refuse a state-changing request that a browser sent on behalf of another site.
-
-    Browsers say where a request comes from (`Sec-Fetch-Site`, or else `Origin`); a
-    request with neither comes from no browser page at all, so no other site sent it.
-    """
-    site = request.headers.get("sec-fetch-site")
-    if site is not None:
-        if site != "same-origin":
-            raise CrossSiteRequest()
-        return
-    origin = request.headers.get("origin")
-    if origin is not None and origin.lower() != get_auth(request).settings.app_base_url.lower():
-        raise CrossSiteRequest()
 
 
 router = APIRouter(prefix=f"{AUTH_PREFIX}/sessions", tags=["auth"])

@@ -52,6 +52,11 @@ class Session:
     expires_at: int | None = None
     user_agent: str = ""  # of the browser that logged in, shortened (GET /auth/sessions)
     revision: int = 0  # counts the changes of this login's session (not its renewals)
+    # How the user authenticated at this login, as the ID token says (OIDC Core §2):
+    # when (`auth_time`, Unix time), how strongly (`acr`) and by which methods (`amr`).
+    auth_time: int | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
 
     @classmethod
     def start(cls, user: dict[str, Any], **tokens: Any) -> "Session":
@@ -102,7 +107,8 @@ class Session:
         """Rebuild a session from stored data; None when the data has another shape."""
         try:
             tokens = tuple(AccessToken(**token) for token in payload["access_tokens"])
-            session = cls(**{**payload, "access_tokens": tokens})
+            amr = tuple(payload.get("amr", ()))
+            session = cls(**{**payload, "access_tokens": tokens, "amr": amr})
         except (TypeError, KeyError):
             return None
         valid = (
@@ -115,6 +121,9 @@ class Session:
             and (session.expires_at is None or type(session.expires_at) is int)
             and isinstance(session.user_agent, str)
             and type(session.revision) is int
+            and (session.auth_time is None or type(session.auth_time) is int)
+            and (session.acr is None or isinstance(session.acr, str))
+            and all(isinstance(method, str) for method in session.amr)
         )
         return session if valid else None
 

@@ -70,6 +70,22 @@ class AuthSettings(StoreSettings, BaseSettings):
     access_token_leeway: int = Field(default=60, ge=0, le=3600)
     # Seconds to wait for the provider before showing a "provider unavailable" page.
     auth0_timeout: float = Field(default=10.0, gt=0, le=60)
+    # Auth0 Organizations: every login is into this organization (its id `org_...` or its
+    # name), and the ID token must say so. Unset: a login may name one
+    # (`/auth/login?organization=...`), which is then checked the same way.
+    auth0_organization: str | None = None
+
+    # Authorization. The ID token claims that hold the user's roles and permissions
+    # (kept in the session as `roles` and `permissions`): with Auth0, a namespaced claim
+    # an Action adds, e.g. `https://app.example.com/roles`.
+    auth_roles_claim: str = "roles"
+    auth_permissions_claim: str = "permissions"
+
+    # APIs: bearer access tokens (JWTs from the same provider) accepted for this audience;
+    # unset, AUTH0_AUDIENCE. Token types accepted in the JWT header (RFC 9068 says
+    # `at+jwt`; Auth0 marks its tokens `JWT` unless the API uses the RFC 9068 profile).
+    api_audience: str | None = None
+    api_token_types: tuple[str, ...] = ("at+jwt", "application/at+jwt", "JWT")
 
     # Where users reach this app, e.g. `https://app.example.com`.
     app_base_url: str
@@ -97,6 +113,8 @@ class AuthSettings(StoreSettings, BaseSettings):
         "auth0_private_key_file",
         "auth0_private_key_id",
         "auth0_client_secret",
+        "auth0_organization",
+        "api_audience",
         mode="before",
     )
     @classmethod
@@ -190,6 +208,11 @@ class AuthSettings(StoreSettings, BaseSettings):
         else:
             return None
         return load_private_key(pem, kid=self.auth0_private_key_id)
+
+    @cached_property
+    def api_token_audience(self) -> str | None:
+        """The audience bearer tokens must be for (None: the app takes no bearer tokens)."""
+        return self.api_audience or self.auth0_audience
 
     @cached_property
     def secure_cookies(self) -> bool:

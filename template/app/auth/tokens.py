@@ -1,4 +1,5 @@
-"""Token checks, free of I/O: token responses and ID tokens (OpenID Connect Core 1.0 §3.1.3).
+"""Token checks, free of I/O: token responses, ID tokens (OpenID Connect Core 1.0 §3.1.3),
+logout tokens and the JWT access tokens of this app's APIs (RFC 9068).
 
 The functions here raise `InvalidToken` with a message that names the failed check;
 `UnknownSigningKey` tells the caller to refetch the provider's keys once and retry.
@@ -121,7 +122,12 @@ def validate_id_token(
 
 
 def verify_signature(
-    token: str, keys: KeySet, *, algorithms: tuple[str, ...], types: tuple[str, ...] = JWT_TYPES
+    token: str,
+    keys: KeySet,
+    *,
+    algorithms: tuple[str, ...],
+    types: tuple[str, ...] = JWT_TYPES,
+    typ_required: bool = False,
 ) -> dict[str, Any]:
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("The token is too large.")
@@ -133,7 +139,7 @@ def verify_signature(
     if alg not in algorithms:
         raise InvalidToken(f"The token is signed with a disallowed algorithm ({alg!s:.20}).")
     typ = header.get("typ")
-    if typ is not None and str(typ).lower() not in types:
+    if (typ is None and typ_required) or (typ is not None and str(typ).lower() not in types):
         raise InvalidToken("The token has the wrong type.")
 
     kid = header.get("kid")
@@ -254,6 +260,34 @@ def validate_logout_token(
         iat + LOGOUT_TOKEN_MAX_AGE if exp is None else min(exp, iat + LOGOUT_TOKEN_MAX_AGE)
     )
     return LogoutToken(jti=jti, sub=sub, sid=sid, expires_at=int(valid_until) + CLOCK_LEEWAY)
+
+
+def validate_access_token(
+    token: str, keys: KeySet, *, issuer: str, audience: str, types: tuple[str, ...], now: int
+) -> dict[str, Any]:
+    """A JWT access token for an API of this app (RFC 9068 §4): signed by the provider
+    with an asymmetric algorithm, of one of `types` (lower case), from `issuer`, for
+    `audience`, within its validity, about a subject. Returns its claims."""
+    claims = verify_signature(
+        token, keys, algorithms=SIGNING_ALGORITHMS, types=types, typ_required=True
+    )
+    if claims.get("iss") != issuer:
+        raise InvalidToken("The token was issued by another issuer.")
+    aud = claims.get("aud")
+    if audience not in ([aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []):
+        raise InvalidToken("The token is for another API (audience).")
+    _check_times(claims, now=now, exp_required=True)
+    if _string(claims, "sub") is None:
+        raise InvalidToken("The token has no valid subject.")
+    scope = claims.get("scope")
+    if scope is not None and (not isinstance(scope, str) or len(scope) > MAX_SCOPE_LENGTH):
+        raise InvalidToken("The token's scope is not valid.")
+    permissions = claims.get("permissions")
+    if permissions is not None and not (
+        isinstance(permissions, list) and all(isinstance(p, str) for p in permissions)
+    ):
+        raise InvalidToken("The token's permissions are not valid.")
+    return claims
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:

@@ -10,7 +10,7 @@ marked with their `kind`.
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from fastapi import Request
@@ -38,9 +38,21 @@ class LoginTransaction:
     kind: str = "login"
     # The provider's id for its part of the flow, when it has one (Auth0's `auth_session`).
     auth_session: str | None = None
+    # What this login asked the provider for, which its answer must then satisfy
+    # (`login_requirements.py`): an organization, a recent or a stronger authentication,
+    # or no interaction at all (`prompt=none`, a silent login).
+    organization: str | None = None
+    max_age: int | None = None
+    acr_values: str | None = None
+    prompt: str | None = None
 
     @classmethod
-    def start(cls, return_to: str, *, kind: str = "login") -> "LoginTransaction":
+    def start(
+        cls, return_to: str, *, kind: str = "login", asked: Mapping[str, str] | None = None
+    ) -> "LoginTransaction":
+        """A new transaction; `asked` holds the login parameters sent to the provider."""
+        asked = asked or {}
+        max_age = asked.get("max_age")
         return cls(
             state=secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),
@@ -48,6 +60,10 @@ class LoginTransaction:
             return_to=return_to,
             created_at=time.time(),
             kind=kind,
+            organization=asked.get("organization"),
+            max_age=int(max_age) if max_age is not None else None,
+            acr_values=asked.get("acr_values"),
+            prompt=asked.get("prompt"),
         )
 
 

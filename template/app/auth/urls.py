@@ -4,6 +4,7 @@
 here (and in the provider's allowed callback and logout URLs) to move them.
 """
 
+from collections.abc import Mapping
 from urllib.parse import unquote, urlencode, urlsplit
 
 AUTH_PREFIX = "/auth"
@@ -31,10 +32,12 @@ def safe_return_to(value: str | None) -> str:
     return "/"
 
 
-def login_url(return_to: str) -> str:
-    """The login route, returning to `return_to` afterwards (made safe)."""
+def login_url(return_to: str, params: Mapping[str, str] | None = None) -> str:
+    """The login route, returning to `return_to` afterwards (made safe), with login
+    parameters for the provider (`{"max_age": "300"}`)."""
     target = safe_return_to(return_to)
-    return LOGIN_PATH if target == "/" else f"{LOGIN_PATH}?{urlencode({'returnTo': target})}"
+    query = {**(params or {}), **({"returnTo": target} if target != "/" else {})}
+    return f"{LOGIN_PATH}?{urlencode(query)}" if query else LOGIN_PATH
 
 
 def _unsafe(path: str) -> bool:
