@@ -1,10 +1,14 @@
 """A small OpenID provider for local development and tests. Never deploy it: it logs in anyone.
 
 It speaks enough OpenID Connect for this app: discovery, JWKS, an authorization
-endpoint with a "type any username" form, pushed authorization requests (RFC 9126),
-a token endpoint (authorization code with PKCE, refresh tokens with rotation),
+endpoint with a "type any username" form (and `prompt=none`, answered from the browser's
+last sign-in here), pushed authorization requests (RFC 9126), a token endpoint
+(authorization code with PKCE, refresh tokens with rotation, client credentials),
 userinfo, token revocation and RP-initiated logout. Clients authenticate with their
-secret, or with `private_key_jwt` (RFC 7523) once `client_public_key` is set.
+secret, or with `private_key_jwt` (RFC 7523) once `client_public_key` is set. Like
+Auth0, it puts `org_id`/`org_name` into ID tokens of logins into an `organization`,
+`acr`/`amr` of the strength asked for (`acr_values`), and issues JWT access tokens
+(RFC 9068) for an API `audience`.
 
 Tests use it in-process through `provider.transport` (no network) and reach into it
 to misbehave on purpose: `id_token_claims`, `id_token_header`, `token_response`,
@@ -35,6 +39,8 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS256", "ES256", "ES384", "ES512"]
 CLIENT_CREDENTIALS = ("client_secret", "client_assertion")  # never recorded
 PAR_TTL = 60  # seconds a pushed authorization request can be used
+MULTI_FACTOR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+SIGNED_IN_COOKIE = "dev_provider_user"  # the browser's last sign-in, for prompt=none
 _signing_key: RSAKey | None = None
 
 
@@ -56,6 +62,9 @@ class _Grant:
     code_challenge: str = ""
     audience: str | None = None  # the API asked for at login
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    auth_time: int = field(default_factory=lambda: int(time.time()))
+    organization: str | None = None  # as the login named it: an id (org_...) or a name
+    acr_values: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,41 @@ class FakeProvider:
         """
         params = dict(parse_qsl(urlsplit(authorize_url).query))
         return self._approve(params, username)
+
+    def answer_silently(self, params: dict[str, str] | str, username: str | None) -> str:
+        """The answer to a `prompt=none` request (its URL or parameters): a login as
+        `username`, the user signed in here before, or `login_required` when none did."""
+        if isinstance(params, str):
+            params = dict(parse_qsl(urlsplit(params).query))
+        if username:
+            return self._approve(params, username)
+        request = self._authorization_request(params)
+        answer = {"error": "login_required", "state": request.get("state", ""), "iss": self.issuer}
+        return f"{request['redirect_uri']}?{urlencode(answer)}"
+
+    def access_token(
+        self,
+        sub: str = "alice",
+        *,
+        audience: str,
+        scope: str = "",
+        header: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A JWT access token (RFC 9068) for `audience`, as this provider issues them
+        (claims set to None are left out)."""
+        now = int(time.time())
+        body = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": audience,
+            "client_id": self.client_id,
+            "iat": now,
+            "exp": now + self.token_ttl,
+            "jti": secrets.token_urlsafe(16),
+            "scope": scope,
+        }
+        return self.sign(_merge(body, claims), _merge({"typ": "at+jwt"}, header or {}))
 
     def session_id(self, redirect: str) -> str:
         """The provider session (`sid`) of the login whose redirect back to the app (from
@@ -223,7 +267,8 @@ class FakeProvider:
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": auth_methods,
             "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "acr_values_supported": [MULTI_FACTOR],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "authorization_response_iss_parameter_supported": True,
         }
@@ -246,7 +291,12 @@ class FakeProvider:
             params = dict(request.query_params)
         try:
             if username:
-                return RedirectResponse(self._approve(params, username), status_code=303)
+                response = RedirectResponse(self._approve(params, username), status_code=303)
+                response.set_cookie(SIGNED_IN_COOKIE, username, httponly=True, samesite="lax")
+                return response
+            if self._authorization_request(params).get("prompt") == "none":
+                known = request.cookies.get(SIGNED_IN_COOKIE)
+                return RedirectResponse(self.answer_silently(params, known), status_code=303)
             self._authorization_request(params)
         except ValueError as exc:
             return HTMLResponse(f"<h1>Refused: {html.escape(str(exc))}</h1>", status_code=400)
@@ -287,6 +337,8 @@ class FakeProvider:
             redirect_uri=redirect_uri,
             code_challenge=request.get("code_challenge", ""),
             audience=request.get("audience") or request.get("resource"),
+            organization=request.get("organization"),
+            acr_values=request.get("acr_values"),
         )
         answer = {"code": code, "state": request.get("state", ""), "iss": self.issuer}
         return f"{redirect_uri}?{urlencode(answer)}"
@@ -340,6 +392,14 @@ class FakeProvider:
             grant = self._refresh_tokens.pop(form.get("refresh_token", ""), None)
             if grant is None:
                 return _oauth_error("invalid_grant")
+        elif grant_type == "client_credentials":  # a machine client of an API
+            audience = form.get("audience") or form.get("resource")
+            if not audience:
+                return _oauth_error("invalid_request")
+            scope = form.get("scope", "")
+            token = self.access_token(self.client_id, audience=audience, scope=scope)
+            body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
         else:
             return _oauth_error("unsupported_grant_type")
         audience = form.get("audience") or form.get("resource") or grant.audience
@@ -395,19 +455,31 @@ class FakeProvider:
         self, grant: _Grant, scope: str | None = None, audience: str | None = None
     ) -> dict[str, Any]:
         now = int(time.time())
+        user = self.user_claims(grant.username)
         claims = {
-            **self.user_claims(grant.username),
+            **user,
             "iss": self.issuer,
             "aud": grant.client_id,
             "iat": now,
             "exp": now + self.token_ttl,
-            "auth_time": now,
+            "auth_time": grant.auth_time,
             "sid": grant.sid,
+            "amr": ["pwd"],
+            **_organization_claims(grant.organization),
         }
+        if grant.acr_values:  # as if the user passed whatever was asked for
+            claims["acr"] = grant.acr_values.split()[0]
+            if claims["acr"] == MULTI_FACTOR:
+                claims["amr"] = ["pwd", "mfa"]
         if grant.nonce:
             claims["nonce"] = grant.nonce
-        access_token = secrets.token_urlsafe(32)
         scope = scope or grant.scope  # a refresh may ask for other API scopes
+        if audience:  # an API's access token: a JWT, with the user's RBAC permissions
+            access_token = self.access_token(
+                grant.username, audience=audience, scope=scope, permissions=user.get("permissions")
+            )
+        else:
+            access_token = secrets.token_urlsafe(32)
         self._access_tokens[access_token] = IssuedAccessToken(
             grant, audience, scope, expires_at=now + self.token_ttl
         )
@@ -470,6 +542,15 @@ class _ProviderTransport(httpx.AsyncBaseTransport):
         if self._provider.reachable == "timeout":
             raise httpx.ReadTimeout("timed out", request=request)
         return await self._asgi.handle_async_request(request)
+
+
+def _organization_claims(organization: str | None) -> dict[str, str]:
+    """Auth0's claims for a login into an organization named by id (`org_...`) or name."""
+    if not organization:
+        return {}
+    if organization.startswith("org_"):
+        return {"org_id": organization, "org_name": organization.removeprefix("org_").lower()}
+    return {"org_id": f"org_{organization.lower()}", "org_name": organization.lower()}
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
