@@ -34,6 +34,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from app.auth.urls import CALLBACK_PATH
+
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS256", "ES256", "ES384", "ES512"]
@@ -90,7 +92,7 @@ class FakeProvider:
         *,
         client_id: str = "dev-client",
         client_secret: str | None = None,
-        redirect_uris: tuple[str, ...] = ("http://127.0.0.1:8000/auth/callback",),
+        redirect_uris: tuple[str, ...] = (f"http://127.0.0.1:8000{CALLBACK_PATH}",),
         logout_redirect_prefix: str = "http://127.0.0.1:8000/",
         token_ttl: int = 3600,
     ) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from http.cookiejar import Cookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,15 +18,21 @@ from fastapi.testclient import TestClient
 from app.auth.core import Auth
 from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import AccessToken, Session
+from app.auth.transactions import COOKIE_PREFIX
+from app.auth.urls import AUTH_PREFIX, LOGIN_PATH
 from devserver.provider import FakeProvider
 
 APP_URL = "http://127.0.0.1:8000"
 ISSUER = "https://provider.test"
+# The auth routes the tests call most (they move with AUTH_PREFIX, in app/auth/urls.py).
+PROFILE = f"{AUTH_PREFIX}/profile"
+LOGOUT = f"{AUTH_PREFIX}/logout"
+BACKCHANNEL_LOGOUT = f"{AUTH_PREFIX}/backchannel-logout"
 
 
 def start_login(client: TestClient, **params: str) -> httpx2.Response:
-    """GET /auth/login; return the redirect to the provider."""
-    response = client.get("/auth/login", params=params)
+    """GET the login route; return the redirect to the provider."""
+    response = client.get(LOGIN_PATH, params=params)
     assert response.status_code == 303, response.text
     return response
 
@@ -51,6 +58,11 @@ def session_cookies(response: httpx2.Response) -> list[str]:
     ]
 
 
+def transaction_cookies(client: TestClient) -> list[Cookie]:
+    """The client's cookies of logins it has started and not finished."""
+    return [c for c in client.cookies.jar if c.name.startswith(COOKIE_PREFIX)]
+
+
 def replace_cookie(client: TestClient, name: str, value: str) -> None:
     """Put a cookie in the client's jar in place of the one the app set."""
     client.cookies.set(name, value, domain=urlsplit(str(client.base_url)).hostname or "")
@@ -73,7 +85,7 @@ def claims_of(token: str) -> dict[str, Any]:
 
 def post_logout(client: TestClient, token: str) -> httpx2.Response:
     """POST a logout token to the back-channel logout route, as the provider does."""
-    return client.post("/auth/backchannel-logout", data={"logout_token": token})
+    return client.post(BACKCHANNEL_LOGOUT, data={"logout_token": token})
 
 
 def send_backchannel_logout(
@@ -142,17 +154,17 @@ def assert_a_refused_logout_can_be_retried(
     `refusing` yields a client of an app, sharing `logged_in`'s store, whose writes of
     sessions or logout records fail (logout-token ids can still be written).
     """
-    assert logged_in.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 200
     token = provider.logout_token(sub="alice")
     with refusing as failing:
         refused = post_logout(failing, token)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "session_store_unavailable"
-    assert logged_in.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 200
 
     retried = post_logout(logged_in, token)
     assert retried.status_code == 200, retried.text
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
     again = post_logout(logged_in, token)
     assert again.status_code == 400
 

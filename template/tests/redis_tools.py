@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from devserver.provider import FakeProvider
-from tests.helpers import log_in
+from tests.helpers import PROFILE, log_in
 
 
 @contextmanager
@@ -64,7 +64,7 @@ def wait_until_cached(client: TestClient, redis: Redis, command: str) -> None:
     deadline = time.monotonic() + 5
     while True:
         before = calls(redis, command)
-        assert client.get("/auth/profile").status_code == 200
+        assert client.get(PROFILE).status_code == 200
         if calls(redis, command) == before:
             return
         assert time.monotonic() < deadline, "nothing is ever served from memory"
@@ -93,11 +93,11 @@ def assert_refused_tracking_means_no_cache(
         deadline = time.monotonic() + 5
         while f"cache={cache} error=TrackingRefused" not in caplog.text:
             assert time.monotonic() < deadline, caplog.text
-            assert client.get("/auth/profile").status_code == 200
+            assert client.get(PROFILE).status_code == 200
             time.sleep(0.01)
         for _ in range(3):
             before = calls(redis, command)
-            assert client.get("/auth/profile").status_code == 200
+            assert client.get(PROFILE).status_code == 200
             assert calls(redis, command) == before + 1
         assert not tracking_connections(redis, cache)
 
@@ -114,7 +114,7 @@ def assert_the_cache_connects_as_the_configured_user(
             deadline = time.monotonic() + 5
             while name not in {c["user"] for c in tracking_connections(redis, cache)}:
                 assert time.monotonic() < deadline, tracking_connections(redis, cache)
-                assert client.get("/auth/profile").status_code == 200  # reads start the cache
+                assert client.get(PROFILE).status_code == 200  # reads start the cache
                 time.sleep(0.01)
 
 
@@ -129,10 +129,10 @@ def assert_a_hung_redis_is_noticed(
         wait_until_cached(client, redis, command)
         redis.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # every client waits 1.5 s
         time.sleep(0.7)
-        assert client.get("/auth/profile").status_code == 503
+        assert client.get(PROFILE).status_code == 503
 
         deadline = time.monotonic() + 5
-        while client.get("/auth/profile").status_code != 200:
+        while client.get(PROFILE).status_code != 200:
             assert time.monotonic() < deadline, "requests never succeed again"
             time.sleep(0.05)
 

@@ -16,10 +16,19 @@ from fastapi.testclient import TestClient
 from app.auth import AccessToken, access_token, get_access_token
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.sessions import MAX_ACCESS_TOKENS
+from app.auth.urls import LOGIN_PATH
 from app.main import create_app
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, install_session, log_in, replace_cookie, stored_session
+from tests.helpers import (
+    APP_URL,
+    LOGOUT,
+    PROFILE,
+    install_session,
+    log_in,
+    replace_cookie,
+    stored_session,
+)
 
 REFRESH = "refresh_token"
 
@@ -44,7 +53,7 @@ def test_a_refresh_with_a_new_id_token_updates_the_session_user(
     assert client.get("/api-example").status_code == 200
 
     assert len(refreshes(short_tokens)) == 1
-    profile = client.get("/auth/profile").json()
+    profile = client.get(PROFILE).json()
     assert (profile["name"], profile["email"]) == ("Alice Smith", "alice@smith.example")
 
 
@@ -130,7 +139,7 @@ def test_rfc8707_providers_get_a_resource_parameter(
     client_for: Callable[..., TestClient], provider: FakeProvider
 ) -> None:
     client = client_for(auth0_audience="https://api.example", auth0_audience_parameter="resource")
-    authorize_url = client.get("/auth/login").headers["location"]
+    authorize_url = client.get(LOGIN_PATH).headers["location"]
 
     assert "resource=https%3A%2F%2Fapi.example" in authorize_url
     assert "audience=" not in authorize_url
@@ -144,7 +153,7 @@ def test_a_refused_refresh_ends_the_session(client: TestClient, short_tokens: Fa
 
     assert api.status_code == 401
     assert api.json()["error"] == "session_ended"
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def due_for_renewal_and_refresh(client: TestClient, provider: FakeProvider) -> None:
@@ -183,7 +192,7 @@ def test_a_refused_refresh_ends_a_session_that_was_just_renewed(
     assert response.status_code == 401
     kept = [line for line in response.headers.get_list("set-cookie") if "Max-Age=0" not in line]
     assert not [line for line in kept if line.startswith(SESSION_COOKIE)]
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_an_unreachable_provider_keeps_the_session(
@@ -193,7 +202,7 @@ def test_an_unreachable_provider_keeps_the_session(
     short_tokens.reachable = "refused"
 
     assert client.get("/api-example", headers={"accept": "application/json"}).status_code == 503
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
 
 
 def test_fifty_concurrent_requests_share_one_refresh(
@@ -236,7 +245,7 @@ def test_logout_revokes_the_refresh_token(logged_in: TestClient, provider: FakeP
     session = stored_session(logged_in)
     assert session is not None and session.refresh_token
 
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
 
     assert "revoke" in provider.requests
     assert provider.revoked == [session.refresh_token]
@@ -248,10 +257,10 @@ def test_logout_is_not_held_up_by_a_failing_revocation(
     caplog.set_level(logging.INFO, logger="app.auth")
     provider.reachable = "refused"
 
-    response = logged_in.get("/auth/logout")
+    response = logged_in.get(LOGOUT)
 
     assert response.status_code == 303
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
     messages = [record.getMessage() for record in caplog.records]
     assert "auth.revoke_failed provider_unavailable" in messages
 
@@ -262,7 +271,7 @@ def test_a_revocation_answered_with_an_empty_body_succeeded(
     caplog.set_level(logging.INFO, logger="app.auth")
     provider.replies["revoke"] = Response(status_code=200)  # RFC 7009 §2.2: the body is ignored
 
-    assert logged_in.get("/auth/logout").status_code == 303
+    assert logged_in.get(LOGOUT).status_code == 303
     assert provider.requests.count("revoke") == 1
     assert "auth.revoke_failed" not in caplog.text
 

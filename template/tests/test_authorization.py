@@ -16,7 +16,7 @@ from app.auth import (
 )
 from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import install_session, log_in, make_session
+from tests.helpers import PROFILE, install_session, log_in, make_session
 
 HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
@@ -41,7 +41,7 @@ def test_the_readme_example_user_with_a_role_may_open_an_admin_page(
     client = login_as("bob", roles=["admin"])
 
     assert client.get("/admin").json() == {"sub": "bob"}
-    assert client.get("/auth/profile").json()["roles"] == ["admin"]
+    assert client.get(PROFILE).json()["roles"] == ["admin"]
 
 
 def test_a_user_without_the_role_gets_403_as_a_page_or_json(
@@ -84,7 +84,7 @@ def test_roles_come_from_the_claim_the_settings_name(
 
     assert log_in(client, provider, "bob").status_code == 303
     assert client.get("/admin").status_code == 200
-    assert client.get("/auth/profile").json()["roles"] == ["admin"]
+    assert client.get(PROFILE).json()["roles"] == ["admin"]
 
 
 def test_permissions(app: FastAPI, login_as: Callable[..., TestClient]) -> None:
@@ -102,7 +102,7 @@ def test_roles_that_are_not_a_list_of_names_grant_nothing(
     client = login_as("mallory", roles={"admin": True})
 
     assert client.get("/admin").status_code == 403
-    assert "roles" not in client.get("/auth/profile").json()
+    assert "roles" not in client.get(PROFILE).json()
 
 
 @pytest.mark.parametrize(("verified", "status"), [(True, 200), (False, 403), (None, 403)])

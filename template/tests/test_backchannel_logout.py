@@ -12,6 +12,9 @@ from joserfc.jwk import RSAKey
 from app.auth.tokens import MAX_TOKEN_LENGTH
 from devserver.provider import LOGOUT_EVENT, FakeProvider
 from tests.helpers import (
+    BACKCHANNEL_LOGOUT,
+    LOGOUT,
+    PROFILE,
     claims_of,
     log_in,
     post_logout,
@@ -22,7 +25,7 @@ from tests.helpers import (
     unsigned_token,
 )
 
-ROUTE = "/auth/backchannel-logout"
+ROUTE = BACKCHANNEL_LOGOUT
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
@@ -30,7 +33,7 @@ def assert_refused(response: httpx2.Response, still_logged_in: TestClient) -> No
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
     assert response.json()["error_description"]  # what was wrong, for the provider's logs
-    assert still_logged_in.get("/auth/profile").status_code == 200
+    assert still_logged_in.get(PROFILE).status_code == 200
 
 
 def test_a_logout_for_the_user_ends_their_sessions(
@@ -43,8 +46,8 @@ def test_a_logout_for_the_user_ends_their_sessions(
 
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
-    assert logged_in.get("/auth/profile").status_code == 401
-    assert bob.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 401
+    assert bob.get(PROFILE).status_code == 200
 
 
 def test_a_logout_for_a_provider_session_ends_only_that_session(
@@ -57,8 +60,8 @@ def test_a_logout_for_a_provider_session_ends_only_that_session(
 
     assert post_logout(logged_in, provider.logout_token(sid=session.sid)).status_code == 200
 
-    assert logged_in.get("/auth/profile").status_code == 401
-    assert other_device.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 401
+    assert other_device.get(PROFILE).status_code == 200
 
 
 def test_a_provider_session_ended_before_its_login_finished_stays_ended(
@@ -72,7 +75,7 @@ def test_a_provider_session_ended_before_its_login_finished_stays_ended(
 
     assert finished.status_code == 401
     assert "ended" in finished.text
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_sid_and_sub_together(logged_in: TestClient, provider: FakeProvider) -> None:
@@ -81,7 +84,7 @@ def test_sid_and_sub_together(logged_in: TestClient, provider: FakeProvider) -> 
 
     token = provider.logout_token(sub="alice", sid=session.sid)
     assert post_logout(logged_in, token).status_code == 200
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_the_logout_reaches_every_app_instance(
@@ -90,7 +93,7 @@ def test_the_logout_reaches_every_app_instance(
     other_instance = client_for()  # same store, another app object
 
     assert post_logout(other_instance, provider.logout_token(sub="alice")).status_code == 200
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_the_logout_holds_at_once_where_the_session_is_in_use(
@@ -102,11 +105,11 @@ def test_the_logout_holds_at_once_where_the_session_is_in_use(
         user = f"user-{attempt}"
         log_in(client, provider, user)
         for _ in range(5):  # the first read opens a Redis cache's connection
-            assert client.get("/auth/profile").status_code == 200
+            assert client.get(PROFILE).status_code == 200
             time.sleep(0.02)
 
         assert post_logout(other_instance, provider.logout_token(sub=user)).status_code == 200
-        assert client.get("/auth/profile").status_code == 401, f"attempt {attempt}"
+        assert client.get(PROFILE).status_code == 401, f"attempt {attempt}"
 
 
 def test_a_token_without_exp_is_bounded_by_its_age(
@@ -114,14 +117,14 @@ def test_a_token_without_exp_is_bounded_by_its_age(
 ) -> None:
     # Its replay record is kept as long as such a token would be accepted.
     assert post_logout(logged_in, provider.logout_token(sub="alice", exp=None)).status_code == 200
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_later_login_is_not_affected(logged_in: TestClient, provider: FakeProvider) -> None:
     assert post_logout(logged_in, provider.logout_token(sub="alice")).status_code == 200
 
     log_in(logged_in, provider, "alice")
-    assert logged_in.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 200
 
 
 def test_a_replayed_token_is_refused(logged_in: TestClient, provider: FakeProvider) -> None:
@@ -145,11 +148,11 @@ def test_a_replayed_token_is_refused_by_an_instance_started_later(
 
 def test_a_copied_cookie_is_dead_after_logout(logged_in: TestClient) -> None:
     copied = dict(logged_in.cookies.items())
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
 
     for name, value in copied.items():
         replace_cookie(logged_in, name, value)
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -268,4 +271,4 @@ def test_malformed_requests_get_4xx(
     response = send(logged_in)
 
     assert response.status_code == status
-    assert logged_in.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 200

@@ -31,16 +31,20 @@ from app.auth.tokens import (
     MAX_TOKEN_LENGTH,
     SIGNING_ALGORITHMS,
 )
+from app.auth.urls import CALLBACK_PATH, LOGIN_PATH
 from app.auth.variant import feature_routers
 from devserver.provider import FakeProvider
 from tests.helpers import (
     APP_URL,
     ISSUER,
+    LOGOUT,
+    PROFILE,
     log_in,
     query,
     session_cookies,
     start_login,
     token_of_length,
+    transaction_cookies,
     unsigned_token,
 )
 
@@ -50,7 +54,7 @@ def assert_refused(response: Any, status: int, error: str, client: TestClient) -
     assert response.json()["error"] == error
     assert response.headers["cache-control"] == "no-store"
     assert not session_cookies(response)
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def hs256_with_public_key(provider: FakeProvider, claims: dict[str, Any]) -> str:
@@ -150,7 +154,7 @@ def test_id_tokens_signed_with_any_asymmetric_algorithm_are_accepted(
     provider.metadata = {"id_token_signing_alg_values_supported": [algorithm]}
 
     assert log_in(client, provider).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get(PROFILE).json()["sub"] == "alice"
 
 
 @pytest.mark.parametrize("length", [1, 255])
@@ -158,7 +162,7 @@ def test_subjects_of_any_length_up_to_255_are_accepted(
     client: TestClient, provider: FakeProvider, length: int
 ) -> None:
     assert log_in(client, provider, "a" * length).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "a" * length
+    assert client.get(PROFILE).json()["sub"] == "a" * length
 
 
 def test_keys_without_a_use_member_verify_signatures(
@@ -318,7 +322,7 @@ def test_an_empty_document_from_the_provider_is_refused(
     assert_refused(log_in(client, provider), 502, "bad_provider_response", client)
 
     provider.replies["discovery"] = Response("", 200)
-    assert client_for().get("/auth/login").status_code == 502
+    assert client_for().get(LOGIN_PATH).status_code == 502
 
 
 def test_endpoints_with_a_query_of_their_own_keep_it(
@@ -332,7 +336,7 @@ def test_endpoints_with_a_query_of_their_own_keep_it(
     login = start_login(client).headers["location"]
     assert login.startswith(f"{ISSUER}/authorize?p=signin&")
     assert query(login)["response_type"] == "code"
-    logout = client.get("/auth/logout").headers["location"]
+    logout = client.get(LOGOUT).headers["location"]
     assert logout.startswith(f"{ISSUER}/logout?p=signin&")
     assert query(logout)["client_id"] == "dev-client"
 
@@ -475,7 +479,7 @@ def test_bad_callback_requests_are_refused(
     assert response.status_code == 400
     assert response.json()["error"] in ("invalid_request", "login_expired")
     assert "token" not in provider.requests
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_a_callback_query_at_the_size_limit_is_read(
@@ -498,7 +502,7 @@ def test_oversized_code_is_not_forwarded(client: TestClient, provider: FakeProvi
     provider.requests.clear()
 
     response = client.get(
-        "/auth/callback", params={"code": "c" * 60_000, "state": state, "iss": ISSUER}
+        CALLBACK_PATH, params={"code": "c" * 60_000, "state": state, "iss": ISSUER}
     )
 
     assert response.status_code == 400
@@ -516,10 +520,10 @@ def test_one_route_answers_at_the_callback_and_the_schema_leaves_it_out(
 ) -> None:
     routers = (routes.router, session_routes.router, *feature_routers())
     paths = [getattr(route, "path", None) for router in routers for route in router.routes]
-    assert paths.count("/auth/callback") == 1
+    assert paths.count(CALLBACK_PATH) == 1
 
     # A browser-only route: no API client calls it.
-    assert "/auth/callback" not in client.get("/openapi.json").json()["paths"]
+    assert CALLBACK_PATH not in client.get("/openapi.json").json()["paths"]
 
 
 @pytest.mark.parametrize(("name", "limit"), CALLBACK_PARAM_LIMITS.items())
@@ -527,12 +531,12 @@ def test_each_callback_parameter_has_its_own_size_limit(
     client: TestClient, provider: FakeProvider, name: str, limit: int
 ) -> None:
     params = query(provider.login(start_login(client).headers["location"]))
-    at_limit = client.get("/auth/callback", params={**params, name: "x" * limit})
+    at_limit = client.get(CALLBACK_PATH, params={**params, name: "x" * limit})
     assert "too large" not in at_limit.text
 
     params = query(provider.login(start_login(client).headers["location"]))
     provider.requests.clear()
-    over = client.get("/auth/callback", params={**params, name: "x" * (limit + 1)})
+    over = client.get(CALLBACK_PATH, params={**params, name: "x" * (limit + 1)})
     assert over.status_code == 400
     assert over.json()["error"] == "invalid_request"
     assert f"{name} parameter is too large" in over.json()["error_description"]
@@ -555,7 +559,7 @@ def test_replayed_callback_of_a_logged_in_user_goes_home(
 
     again = client.get(callback)
     assert (again.status_code, again.headers["location"]) == (303, "/")
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
 
 
 def test_provider_error_is_shown_escaped(client: TestClient, provider: FakeProvider) -> None:
@@ -563,14 +567,14 @@ def test_provider_error_is_shown_escaped(client: TestClient, provider: FakeProvi
     params = {"state": state, "iss": ISSUER, "error": "access_denied",
               "error_description": "<script>alert(1)</script>"}  # fmt: skip
 
-    page = client.get("/auth/callback", params=params, headers={"accept": "text/html"})
+    page = client.get(CALLBACK_PATH, params=params, headers={"accept": "text/html"})
 
     assert page.status_code == 400
     assert "access_denied" in page.text
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
     assert page.headers["referrer-policy"] == "no-referrer"
-    assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    assert not transaction_cookies(client)
 
 
 def test_discovery_must_name_the_configured_issuer(
@@ -578,7 +582,7 @@ def test_discovery_must_name_the_configured_issuer(
 ) -> None:
     provider.metadata = {"issuer": "https://evil.test"}
 
-    assert client.get("/auth/login").status_code == 502
+    assert client.get(LOGIN_PATH).status_code == 502
 
 
 @pytest.mark.parametrize(
@@ -600,7 +604,7 @@ def test_a_discovery_document_we_cannot_use_is_a_provider_error(
 ) -> None:
     provider.metadata = changes
 
-    response = client.get("/auth/login")
+    response = client.get(LOGIN_PATH)
     assert response.status_code == 502
     assert response.json()["error"] == "bad_provider_response"
 
@@ -720,21 +724,21 @@ def test_basic_auth_form_encodes_credentials(
     client = client_for(auth0_client_secret=provider.client_secret)
 
     assert log_in(client, provider).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get(PROFILE).json()["sub"] == "alice"
 
 
 def test_error_pages_for_browsers_are_html(client: TestClient) -> None:
-    page = client.get("/auth/callback?state=" + "B" * 43, headers={"accept": "text/html"})
+    page = client.get(f"{CALLBACK_PATH}?state=" + "B" * 43, headers={"accept": "text/html"})
 
     assert page.status_code == 400
     assert page.headers["content-type"].startswith("text/html")
     assert "Your login expired" in page.text
-    assert 'href="/auth/login"' in page.text
+    assert f'href="{LOGIN_PATH}"' in page.text
 
 
 def test_callback_url_is_built_from_settings_not_headers(client: TestClient) -> None:
     response = client.get(
-        "/auth/login", headers={"host": "evil.example", "x-forwarded-host": "evil.example"}
+        LOGIN_PATH, headers={"host": "evil.example", "x-forwarded-host": "evil.example"}
     )
 
-    assert query(response.headers["location"])["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert query(response.headers["location"])["redirect_uri"] == f"{APP_URL}{CALLBACK_PATH}"

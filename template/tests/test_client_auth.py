@@ -12,8 +12,19 @@ from joserfc.jwk import ECKey, RSAKey
 from starlette.responses import JSONResponse
 
 from app.auth.client import CLIENT_ASSERTION_TYPE, MAX_REQUEST_URI_LENGTH, client_assertion
+from app.auth.urls import CALLBACK_PATH, LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import APP_URL, ISSUER, log_in, query, start_login, unsigned_token
+from tests.helpers import (
+    APP_URL,
+    ISSUER,
+    LOGOUT,
+    PROFILE,
+    log_in,
+    query,
+    start_login,
+    transaction_cookies,
+    unsigned_token,
+)
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 
@@ -54,7 +65,7 @@ def test_par_sends_the_login_parameters_to_the_provider_first(
     assert params["client_id"] == "dev-client"
     assert params["request_uri"].startswith(REQUEST_URI_PREFIX)
     [pushed] = provider.pushed_requests
-    assert pushed["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert pushed["redirect_uri"] == f"{APP_URL}{CALLBACK_PATH}"
     assert pushed["code_challenge_method"] == "S256"
     assert pushed["screen_hint"] == "signup"
     assert {"state", "nonce", "code_challenge"} <= set(pushed)
@@ -68,7 +79,7 @@ def test_login_through_par_completes(
     response = log_in(client, provider, "bob", returnTo="/profile")
 
     assert (response.status_code, response.headers["location"]) == (303, "/profile")
-    assert client.get("/auth/profile").json()["sub"] == "bob"
+    assert client.get(PROFILE).json()["sub"] == "bob"
     assert provider.requests.count("par") == 1
 
 
@@ -98,7 +109,7 @@ def test_the_development_sign_in_form_takes_pushed_requests(
         plain = browser.get("/authorize", params={"client_id": "dev-client", "scope": "openid"})
 
     assert client.get(signed_in.headers["location"]).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "bob"
+    assert client.get(PROFILE).json()["sub"] == "bob"
     assert plain.status_code == 400 and "must be pushed" in plain.text
 
 
@@ -112,7 +123,7 @@ def test_par_without_an_endpoint_is_a_provider_error(
     }
     client = client_for(auth0_use_par=use_par)
 
-    response = client.get("/auth/login")
+    response = client.get(LOGIN_PATH)
 
     assert response.status_code == 502
     assert response.json()["error"] == "bad_provider_response"
@@ -121,7 +132,7 @@ def test_par_without_an_endpoint_is_a_provider_error(
     # Which says so: the setting, or the provider's discovery document.
     assert ("AUTH0_USE_PAR asks for" in description) == use_par
     assert ("login service requires" in description) != use_par
-    assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    assert not transaction_cookies(client)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +156,7 @@ def test_a_bad_par_answer_is_a_provider_error(
     provider.replies["par"] = JSONResponse(body, status_code=status)
     client = client_for(auth0_use_par=True)
 
-    response = client.get("/auth/login")
+    response = client.get(LOGIN_PATH)
 
     assert response.status_code == 502
     assert complaint in response.json()["error_description"]
@@ -158,7 +169,7 @@ def test_a_par_answer_at_the_size_limit_is_taken(
     provider.replies["par"] = JSONResponse({"request_uri": request_uri, "expires_in": 1}, 201)
     client = client_for(auth0_use_par=True)
 
-    response = client.get("/auth/login")
+    response = client.get(LOGIN_PATH)
 
     assert response.status_code == 303
     assert query(response.headers["location"])["request_uri"] == request_uri
@@ -179,7 +190,7 @@ def test_login_with_a_private_key(
     client = client_for(auth0_client_secret=None, auth0_private_key=private_pem(key))
 
     assert log_in(client, provider).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get(PROFILE).json()["sub"] == "alice"
     [assertion] = provider.client_assertions
     assert assertion.header["alg"] == algorithm
     [form] = provider.token_requests
@@ -213,7 +224,7 @@ def test_client_assertions_are_single_use_and_name_this_client(
     )
 
     assert log_in(client, provider).status_code == 303  # PAR, then the token endpoint
-    client.get("/auth/logout")  # and the revocation endpoint
+    client.get(LOGOUT)  # and the revocation endpoint
 
     assert len(provider.revoked) == 1
     assertions = provider.client_assertions
@@ -241,7 +252,7 @@ def test_a_key_the_provider_does_not_know_is_refused(
     assert response.status_code == 502
     assert response.json()["error"] == "bad_provider_response"
     assert "invalid_client" in response.json()["error_description"]
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
     assert not provider.client_assertions
 
 
@@ -262,7 +273,7 @@ def test_a_provider_that_cannot_take_the_key_is_reported(
     provider.metadata = metadata
     client = client_for(auth0_client_secret=None, auth0_private_key=private_pem(client_key))
 
-    response = client.get("/auth/login")
+    response = client.get(LOGIN_PATH)
 
     assert response.status_code == 502
     assert complaint in response.json()["error_description"]

@@ -6,6 +6,7 @@ import pytest
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
 
+from app.auth.urls import CALLBACK_PATH
 from app.config import ConfigurationError, load_settings
 
 GOOD = {
@@ -30,7 +31,7 @@ def test_a_bare_auth0_domain_means_an_https_issuer(env: pytest.MonkeyPatch) -> N
 
     assert settings.issuer == "https://tenant.us.auth0.com/"
     assert settings.app_base_url == "https://app.example.com"
-    assert settings.redirect_uri == "https://app.example.com/auth/callback"
+    assert settings.redirect_uri == f"https://app.example.com{CALLBACK_PATH}"
     assert settings.secure_cookies
     assert settings.auth0_scope == "openid profile email offline_access"
 

@@ -21,6 +21,7 @@ from app.auth.connected_accounts import (
     get_connection_token,
     list_connected_accounts,
 )
+from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH
 from app.config import Settings
 from app.main import create_app
 from devserver.connected_accounts import ConnectedAccount, ConnectedAccountsProvider
@@ -28,13 +29,17 @@ from tests.conftest import make_settings
 from tests.helpers import (
     APP_URL,
     ISSUER,
+    LOGOUT,
+    PROFILE,
     install_session,
     log_in,
     make_session,
     query,
     stored_session,
+    transaction_cookies,
 )
 
+CONNECT = f"{AUTH_PREFIX}/connect"
 GOOGLE = "google-oauth2"
 MY_ACCOUNT = f"{ISSUER}/me/"
 VAULT_GRANT = "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"
@@ -71,7 +76,7 @@ def app(settings: Settings, provider: ConnectedAccountsProvider) -> FastAPI:
 
 def start(client: TestClient, **params: Any) -> str:
     """GET /auth/connect; return the consent URL it redirects to."""
-    response = client.get("/auth/connect", params={"connection": GOOGLE, **params})
+    response = client.get(CONNECT, params={"connection": GOOGLE, **params})
     assert response.status_code == 303, response.text
     return response.headers["location"]
 
@@ -113,7 +118,7 @@ def test_connect_gets_a_my_account_token_and_redirects_to_the_consent(
     assert refresh["scope"] == "create:me:connected_accounts"
     [body] = provider.connect_requests
     assert body["connection"] == GOOGLE
-    assert body["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert body["redirect_uri"] == f"{APP_URL}{CALLBACK_PATH}"
     assert body["scopes"] == ["openid", "https://www.googleapis.com/auth/gmail.readonly"]
     assert body["code_challenge_method"] == "S256" and len(body["code_challenge"]) == 43
     assert body["state"]
@@ -141,7 +146,7 @@ def test_connecting_an_account(logged_in: TestClient, provider: ConnectedAccount
     assert (account.connection, account.username) == (GOOGLE, "alice@gmail.example")
     [connect_body] = provider.connect_requests
     [complete] = provider.complete_requests
-    assert complete["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert complete["redirect_uri"] == f"{APP_URL}{CALLBACK_PATH}"
     assert create_s256_code_challenge(complete["code_verifier"]) == connect_body["code_challenge"]
     after = stored_session(logged_in)
     assert after is not None and before is not None
@@ -162,7 +167,7 @@ def test_logging_in_still_works_through_the_shared_callback(
     client: TestClient, provider: ConnectedAccountsProvider
 ) -> None:
     assert log_in(client, provider, returnTo="/profile").headers["location"] == "/profile"
-    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get(PROFILE).json()["sub"] == "alice"
 
 
 @pytest.mark.parametrize(
@@ -179,21 +184,21 @@ def test_logging_in_still_works_through_the_shared_callback(
     ],
 )
 def test_bad_connect_requests_are_refused(logged_in: TestClient, params: dict[str, Any]) -> None:
-    response = logged_in.get("/auth/connect", params=params)
+    response = logged_in.get(CONNECT, params=params)
 
     assert response.status_code == 400
     assert error_of(response) == "invalid_request"
 
 
 def test_anonymous_browsers_log_in_first(client: TestClient) -> None:
-    response = client.get("/auth/connect?connection=github", headers={"accept": "text/html"})
+    response = client.get(f"{CONNECT}?connection=github", headers={"accept": "text/html"})
 
     assert response.status_code == 303
-    assert query(response.headers["location"])["returnTo"] == "/auth/connect?connection=github"
+    assert query(response.headers["location"])["returnTo"] == f"{CONNECT}?connection=github"
 
 
 def test_anonymous_api_clients_get_401(client: TestClient) -> None:
-    response = client.get("/auth/connect?connection=github")
+    response = client.get(f"{CONNECT}?connection=github")
 
     assert response.status_code == 401
     assert error_of(response) == "unauthorized"
@@ -222,12 +227,12 @@ def test_a_refused_consent_is_shown(
 def test_the_api_refuses_an_unknown_connection(
     logged_in: TestClient, provider: ConnectedAccountsProvider
 ) -> None:
-    response = logged_in.get("/auth/connect", params={"connection": "unknown-connection"})
+    response = logged_in.get(CONNECT, params={"connection": "unknown-connection"})
 
     assert response.status_code == 400
     assert error_of(response) == "my_account_error"
     assert "(A0E-400-0001): Invalid request." in response.json()["error_description"]
-    assert not [c for c in logged_in.cookies.jar if c.name.startswith("app_tx.")]
+    assert not transaction_cookies(logged_in)
 
 
 def test_the_api_refuses_the_apps_token(
@@ -241,7 +246,7 @@ def test_the_api_refuses_the_apps_token(
         media_type="application/problem+json",
     )
 
-    response = logged_in.get("/auth/connect", params={"connection": GOOGLE})
+    response = logged_in.get(CONNECT, params={"connection": GOOGLE})
 
     assert response.status_code == 502
     assert response.json() == {
@@ -254,9 +259,7 @@ def test_the_api_refuses_the_apps_token(
 def test_my_account_errors_get_a_page_with_the_code(
     logged_in: TestClient, provider: ConnectedAccountsProvider
 ) -> None:
-    page = logged_in.get(
-        "/auth/connect", params={"connection": "nope"}, headers={"accept": "text/html"}
-    )
+    page = logged_in.get(CONNECT, params={"connection": "nope"}, headers={"accept": "text/html"})
 
     assert page.status_code == 400
     assert page.headers["content-type"].startswith("text/html")
@@ -289,7 +292,7 @@ def test_broken_answers_of_the_my_account_api(
 ) -> None:
     provider.replies["connect"] = reply
 
-    response = logged_in.get("/auth/connect", params={"connection": GOOGLE})
+    response = logged_in.get(CONNECT, params={"connection": GOOGLE})
 
     assert response.status_code == status
     assert error_of(response) == error
@@ -300,11 +303,11 @@ def test_a_refused_refresh_at_the_start_ends_the_session(
 ) -> None:
     provider.forget_refresh_tokens()
 
-    response = logged_in.get("/auth/connect", params={"connection": GOOGLE})
+    response = logged_in.get(CONNECT, params={"connection": GOOGLE})
 
     assert response.status_code == 401
     assert error_of(response) == "session_ended"
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_token_without_the_scope_is_refused(
@@ -312,7 +315,7 @@ def test_a_token_without_the_scope_is_refused(
 ) -> None:
     provider.token_response = {"scope": "read:me:connected_accounts"}  # not what was asked
 
-    response = logged_in.get("/auth/connect", params={"connection": GOOGLE})
+    response = logged_in.get(CONNECT, params={"connection": GOOGLE})
 
     assert response.status_code == 403
     assert error_of(response) == "forbidden"
@@ -380,7 +383,7 @@ def test_a_callback_works_once(logged_in: TestClient, provider: ConnectedAccount
 
 
 def test_an_unknown_state_is_refused(client: TestClient) -> None:
-    response = client.get("/auth/callback", params={"connect_code": "c", "state": "A" * 43})
+    response = client.get(CALLBACK_PATH, params={"connect_code": "c", "state": "A" * 43})
 
     assert response.status_code == 400
     assert error_of(response) == "login_expired"
@@ -390,7 +393,7 @@ def test_the_session_must_still_be_there_at_the_callback(
     logged_in: TestClient, provider: ConnectedAccountsProvider
 ) -> None:
     callback = provider.connect(start(logged_in), "alice@gmail.example")
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
 
     response = logged_in.get(callback)
 
@@ -414,7 +417,7 @@ def test_the_my_account_api_sees_another_user(
     logged_in: TestClient, provider: ConnectedAccountsProvider
 ) -> None:
     callback = provider.connect(start(logged_in), "alice@gmail.example")
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
     log_in(logged_in, provider, "bob")  # the same browser, now bob's, finishes alice's request
 
     response = logged_in.get(callback)
@@ -605,7 +608,7 @@ def test_token_vault_failures(
 
     assert response.status_code == status
     assert error_of(response) == error
-    assert logged_in.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 200
 
 
 def test_a_token_of_another_type_is_refused(
@@ -638,7 +641,7 @@ def test_the_login_must_ask_for_a_refresh_token(provider: ConnectedAccountsProvi
 def test_connect_url() -> None:
     url = connect_url(GOOGLE, return_to="//evil.example", scopes=("openid", "email"))
 
-    assert url == "/auth/connect?connection=google-oauth2&scopes=openid&scopes=email&returnTo=%2F"
+    assert url == f"{CONNECT}?connection=google-oauth2&scopes=openid&scopes=email&returnTo=%2F"
 
 
 def test_the_refreshed_session_is_kept_by_later_changes(

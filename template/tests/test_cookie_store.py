@@ -20,9 +20,12 @@ from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.stores.cookie import CookieSessionStore
 from app.auth.stores.logouts_sqlite import PURGE_INTERVAL, SqliteLogoutRecords
 from app.auth.tokens import CLOCK_LEEWAY
+from app.auth.urls import AUTH_PREFIX
 from app.config import Settings
 from devserver.provider import FakeProvider
 from tests.helpers import (
+    LOGOUT,
+    PROFILE,
     assert_a_refused_logout_can_be_retried,
     auth_of,
     claims_of,
@@ -70,7 +73,7 @@ def test_large_sessions_are_chunked_and_stale_chunks_removed(
     assert all(
         len(f"Set-Cookie: {line}") <= 4096 for line in response.headers.get_list("set-cookie")
     )
-    assert client.get("/auth/profile").json()["bio"] == "x" * 5000
+    assert client.get(PROFILE).json()["bio"] == "x" * 5000
 
     provider.id_token_claims = {}
     smaller = log_in(client, provider, "bob")
@@ -83,7 +86,7 @@ def test_large_sessions_are_chunked_and_stale_chunks_removed(
     assert deleted == {f"{SESSION_COOKIE}.{i}" for i in range(len(lines))}
     remaining = {c.name for c in client.cookies.jar if c.name.startswith(SESSION_COOKIE)}
     assert remaining == {SESSION_COOKIE}
-    assert client.get("/auth/profile").json()["sub"] == "bob"
+    assert client.get(PROFILE).json()["sub"] == "bob"
 
 
 def test_tokens_of_the_apis_used_longest_ago_make_room_in_a_full_cookie(
@@ -106,7 +109,7 @@ def test_tokens_of_the_apis_used_longest_ago_make_room_in_a_full_cookie(
     assert len(provider.token_requests) == refreshes
     assert client.get("/apis/0").status_code == 200  # the oldest made room: refreshed again
     assert len(provider.token_requests) == refreshes + 1
-    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get(PROFILE).json()["sub"] == "alice"
 
 
 def test_a_session_of_sixteen_cookies_is_kept(client: TestClient) -> None:
@@ -117,7 +120,7 @@ def test_a_session_of_sixteen_cookies_is_kept(client: TestClient) -> None:
             break
     assert len(chunks) == MAX_CHUNKS
 
-    assert client.get("/auth/profile").json()["bio"] == "x" * size
+    assert client.get(PROFILE).json()["bio"] == "x" * size
 
 
 @pytest.mark.parametrize(
@@ -141,14 +144,14 @@ def test_an_encrypted_payload_of_another_shape_is_no_session(
     payload = {**current_payload(logged_in, settings), **change}
     replace_cookie(logged_in, SESSION_COOKIE, cipher.encrypt(payload))
 
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_partial_chunks_mean_no_session(client: TestClient) -> None:
     replace_cookie(client, f"{SESSION_COOKIE}.0", "half")
     replace_cookie(client, f"{SESSION_COOKIE}.1", "of nothing")
 
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_session_data_is_encrypted(logged_in: TestClient, settings: Settings) -> None:
@@ -164,7 +167,7 @@ def test_tampered_cookie_is_rejected(logged_in: TestClient) -> None:
     flipped = value[:middle] + ("A" if value[middle] != "A" else "B") + value[middle + 1 :]
     replace_cookie(logged_in, SESSION_COOKIE, flipped)
 
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_transaction_cookies_cannot_stand_in_for_sessions(
@@ -174,18 +177,18 @@ def test_transaction_cookies_cannot_stand_in_for_sessions(
     forged = CookieCipher(settings.session_secrets, "transaction").encrypt(payload)
     replace_cookie(logged_in, SESSION_COOKIE, forged)
 
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_cookie_from_another_secret_is_rejected(logged_in: TestClient, settings: Settings) -> None:
     stranger = CookieCipher([OTHER_SECRET], "session").encrypt(current_payload(logged_in, settings))
     replace_cookie(logged_in, SESSION_COOKIE, stranger)
 
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_renewal_sets_a_new_cookie_only_when_due(logged_in: TestClient) -> None:
-    assert not session_cookies(logged_in.get("/auth/profile"))
+    assert not session_cookies(logged_in.get(PROFILE))
 
 
 def test_logout_deletes_every_chunk(logged_in: TestClient) -> None:
@@ -195,18 +198,18 @@ def test_logout_deletes_every_chunk(logged_in: TestClient) -> None:
         logged_in.cookies.set(
             f"{SESSION_COOKIE}.{index}", value[start : start + 1000], domain="127.0.0.1"
         )
-    assert logged_in.get("/auth/profile").status_code == 200
+    assert logged_in.get(PROFILE).status_code == 200
 
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
 
     assert not [c for c in logged_in.cookies.jar if c.name.startswith(SESSION_COOKIE)]
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 @contextmanager
 def sqlite_logout_records(client: TestClient) -> Iterator[sqlite3.Connection]:
     """The logout records file of `client`'s app (created by the app on first use)."""
-    assert client.get("/auth/profile").status_code in (200, 401)
+    assert client.get(PROFILE).status_code in (200, 401)
     path = auth_of(client).settings.logout_records_path
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         yield db
@@ -275,7 +278,7 @@ def test_unusable_logout_records_answer_503(
     for name, value in logged_in.cookies.items():
         replace_cookie(other, name, value)
 
-    response = other.get("/auth/profile")
+    response = other.get(PROFILE)
     assert response.status_code == 503
     assert response.json()["error"] == "session_store_unavailable"
 
@@ -338,7 +341,7 @@ def test_a_logout_recorded_by_an_instance_whose_clock_is_behind_still_holds(
     for name, value in logged_in.cookies.items():
         replace_cookie(other, name, value)
 
-    assert other.get("/auth/profile").status_code == 401
+    assert other.get(PROFILE).status_code == 401
 
 
 def test_a_failed_read_of_logout_records_answers_503_and_misses_nothing(
@@ -346,16 +349,16 @@ def test_a_failed_read_of_logout_records_answers_503_and_misses_nothing(
 ) -> None:
     with records_unreadable(logged_in, client_for) as (other, break_records):
         log_in(other, provider, "alice")
-        assert other.get("/auth/profile").status_code == 200
+        assert other.get(PROFILE).status_code == 200
         assert send_backchannel_logout(logged_in, provider, sub="alice").status_code == 200
 
         break_records(True)
-        failed = other.get("/auth/profile")
+        failed = other.get(PROFILE)
         assert failed.status_code == 503
         assert failed.json()["error"] == "session_store_unavailable"
 
         break_records(False)
-        assert other.get("/auth/profile").status_code == 401
+        assert other.get(PROFILE).status_code == 401
 
 
 def test_unchanged_logout_records_are_checked_from_memory(
@@ -365,16 +368,16 @@ def test_unchanged_logout_records_are_checked_from_memory(
         replace_cookie(other, SESSION_COOKIE, logged_in.cookies[SESSION_COOKIE])
         deadline = time.monotonic() + 5
         while True:  # until the records are in memory (Redis: once it tracks them)
-            assert other.get("/auth/profile").status_code == 200
+            assert other.get(PROFILE).status_code == 200
             break_records(True)
-            if other.get("/auth/profile").status_code == 200:
+            if other.get(PROFILE).status_code == 200:
                 break
             break_records(False)
             assert time.monotonic() < deadline, "logout records are never kept in memory"
             time.sleep(0.01)
 
         for _ in range(5):
-            assert other.get("/auth/profile").status_code == 200
+            assert other.get(PROFILE).status_code == 200
         break_records(False)
 
 
@@ -387,7 +390,7 @@ if os.environ.get("REDIS_URL"):
             wait_until_cached(logged_in, redis, "mget")
             before = calls(redis, "mget")
             for _ in range(20):
-                assert logged_in.get("/auth/profile").status_code == 200
+                assert logged_in.get(PROFILE).status_code == 200
             assert calls(redis, "mget") == before
 
     def test_a_lost_cache_connection_never_revives_a_session(
@@ -399,7 +402,7 @@ if os.environ.get("REDIS_URL"):
             [tracking] = tracking_connections(redis, LOGOUT_CACHE)
             redis.client_kill_filter(_id=tracking["id"])
             redis.set(f"{prefix}logout:sub:alice", time.time())  # announced to nobody
-            assert logged_in.get("/auth/profile").status_code == 401
+            assert logged_in.get(PROFILE).status_code == 401
             wait_for_log(caplog, f"auth.redis_cache_off cache={LOGOUT_CACHE} error=")
 
             deadline = time.monotonic() + 5
@@ -407,7 +410,7 @@ if os.environ.get("REDIS_URL"):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             for _ in range(10):  # what it kept before the loss is gone
-                assert logged_in.get("/auth/profile").status_code == 401
+                assert logged_in.get(PROFILE).status_code == 401
                 time.sleep(0.05)
 
     def test_a_logout_leaves_the_other_records_in_memory(
@@ -423,9 +426,9 @@ if os.environ.get("REDIS_URL"):
 
             assert send_backchannel_logout(alice, provider, sub="alice").status_code == 200
             before = calls(redis, "mget")
-            assert bob.get("/auth/profile").status_code == 200
+            assert bob.get(PROFILE).status_code == 200
             assert calls(redis, "mget") == before
-            assert alice.get("/auth/profile").status_code == 401
+            assert alice.get(PROFILE).status_code == 401
             # The announcement was read, not choked on: the same connections are tracking.
             assert {c["id"] for c in tracking_connections(redis, LOGOUT_CACHE)} == connections
 
@@ -437,7 +440,7 @@ if os.environ.get("REDIS_URL"):
         with Redis.from_url(os.environ["REDIS_URL"]) as redis:
             before = calls(redis, "mget")
             for _ in range(3):
-                assert client.get("/auth/profile").status_code == 200
+                assert client.get(PROFILE).status_code == 200
             assert calls(redis, "mget") == before + 3
             assert not tracking_connections(redis, LOGOUT_CACHE)
 
@@ -467,7 +470,7 @@ if os.environ.get("REDIS_URL"):
 
 
 def test_cookie_sessions_cannot_be_listed_and_say_so(logged_in: TestClient) -> None:
-    response = logged_in.get("/auth/sessions")
+    response = logged_in.get(f"{AUTH_PREFIX}/sessions")
 
     assert response.status_code == 404
     assert "cannot be listed" in response.json()["error_description"]
@@ -501,13 +504,13 @@ if not os.environ.get("REDIS_URL"):  # SQLite records (Redis has no ids to reuse
         monkeypatch.setattr(logouts, "_purged_at", time.monotonic())  # no purge yet
         expired = int(time.time()) - 1
         client.portal.call(partial(logouts.record, "login", "old", until=expired))
-        assert other.get("/auth/profile").status_code == 200
+        assert other.get(PROFILE).status_code == 200
         # ... a purge removes it, and the next record must not slip past the other process.
         monkeypatch.setattr(logouts, "_purged_at", -PURGE_INTERVAL)
         client.portal.call(partial(logouts.claim, "some-jti", until=int(time.time()) + 60))
-        client.get("/auth/logout")
+        client.get(LOGOUT)
 
-        assert other.get("/auth/profile").status_code == 401
+        assert other.get(PROFILE).status_code == 401
 
 
 def test_lost_logout_records_end_the_sessions_they_could_have_ended(
@@ -516,7 +519,7 @@ def test_lost_logout_records_end_the_sessions_they_could_have_ended(
     logged_out = client_for()
     log_in(logged_out, provider, "bob")
     copy = {c.name: c.value or "" for c in logged_out.cookies.jar}
-    logged_out.get("/auth/logout")
+    logged_out.get(LOGOUT)
 
     # An instance whose records are new (a new container without the volume, a Redis
     # that lost its data): it cannot know of Bob's logout, so it ends every session
@@ -528,12 +531,12 @@ def test_lost_logout_records_end_the_sessions_they_could_have_ended(
     replacement = client_for(**fresh)
     for name, value in copy.items():
         replace_cookie(replacement, name, value)
-    assert replacement.get("/auth/profile").status_code == 401
+    assert replacement.get(PROFILE).status_code == 401
     copy_session(logged_in, replacement)
-    assert replacement.get("/auth/profile").status_code == 401
+    assert replacement.get(PROFILE).status_code == 401
 
     log_in(replacement, provider, "carol")
-    assert replacement.get("/auth/profile").json()["sub"] == "carol"
+    assert replacement.get(PROFILE).json()["sub"] == "carol"
 
 
 def test_another_process_uses_the_tokens_this_one_refreshed(
@@ -549,5 +552,5 @@ def test_another_process_uses_the_tokens_this_one_refreshed(
 
     used = [form["refresh_token"] for form in provider.token_requests if "refresh_token" in form]
     assert len(used) == len(set(used)) == 2
-    assert client.get("/auth/profile").status_code == 200
-    assert other.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
+    assert other.get(PROFILE).status_code == 200

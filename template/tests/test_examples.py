@@ -15,15 +15,16 @@ from fastapi.testclient import TestClient
 
 from app.auth import AuthDep, Session
 from app.auth.sessions import AccessToken
+from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import install_session, log_in, make_session, send_backchannel_logout
+from tests.helpers import PROFILE, install_session, log_in, make_session, send_backchannel_logout
 
 
 def test_an_anonymous_visitor_is_sent_to_log_in(client: TestClient) -> None:
     response = client.get("/profile", headers={"accept": "text/html"})
 
     assert response.status_code == 303
-    assert response.headers["location"].startswith("/auth/login")
+    assert response.headers["location"].startswith(LOGIN_PATH)
 
 
 def test_a_user_with_chosen_claims(login_as: Callable[..., TestClient]) -> None:
@@ -35,7 +36,7 @@ def test_a_user_with_chosen_claims(login_as: Callable[..., TestClient]) -> None:
 def test_a_session_without_the_login_flow(client: TestClient) -> None:
     install_session(client, make_session(user={"sub": "carol", "name": "Carol"}))
 
-    assert client.get("/auth/profile").json() == {"sub": "carol", "name": "Carol"}
+    assert client.get(PROFILE).json() == {"sub": "carol", "name": "Carol"}
 
 
 def test_an_expired_access_token_is_refreshed(client: TestClient, provider: FakeProvider) -> None:
@@ -67,13 +68,13 @@ def test_signing_keys_rotate(logged_in: TestClient, provider: FakeProvider) -> N
 def test_a_back_channel_logout(logged_in: TestClient, provider: FakeProvider) -> None:
     assert send_backchannel_logout(logged_in, provider, sub="alice").status_code == 200
 
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_the_provider_is_down(client: TestClient, provider: FakeProvider) -> None:
     provider.reachable = "refused"
 
-    assert client.get("/auth/login").status_code == 503
+    assert client.get(LOGIN_PATH).status_code == 503
 
 
 def test_a_route_that_changes_the_session(app: FastAPI, logged_in: TestClient) -> None:
@@ -89,4 +90,4 @@ def test_a_route_that_changes_the_session(app: FastAPI, logged_in: TestClient) -
     app.include_router(router)
 
     assert logged_in.post("/preferences/theme", params={"theme": "dark"}).status_code == 200
-    assert logged_in.get("/auth/profile").json()["theme"] == "dark"
+    assert logged_in.get(PROFILE).json()["theme"] == "dark"

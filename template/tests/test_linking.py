@@ -8,13 +8,27 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.responses import Response
 
+from app.auth.linking import CALLBACK_PATHS, LINK, UNLINK
+from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from devserver.linking import LinkingProvider
-from tests.helpers import APP_URL, ISSUER, install_session, make_session, query, stored_session
+from tests.helpers import (
+    APP_URL,
+    ISSUER,
+    LOGOUT,
+    PROFILE,
+    install_session,
+    make_session,
+    query,
+    stored_session,
+)
+
+CONNECT = f"{AUTH_PREFIX}/connect"
+UNCONNECT = f"{AUTH_PREFIX}/unconnect"
 
 GOOGLE = "google-oauth2"
 
 
-def start(client: TestClient, route: str = "/auth/connect", **params: str) -> str:
+def start(client: TestClient, route: str = CONNECT, **params: str) -> str:
     """GET the route; return the authorization URL it redirects to."""
     response = client.get(route, params=params)
     assert response.status_code == 303, response.text
@@ -32,7 +46,7 @@ def link(
 def unlink(
     client: TestClient, provider: LinkingProvider, username: str = "alice", **params: str
 ) -> httpx2.Response:
-    authorize_url = start(client, "/auth/unconnect", **{"connection": GOOGLE, **params})
+    authorize_url = start(client, UNCONNECT, **{"connection": GOOGLE, **params})
     return client.get(provider.login(authorize_url, username))
 
 
@@ -48,7 +62,7 @@ def test_connect_asks_the_provider_to_link_with_the_session_id_token(
     assert params["requested_connection"] == GOOGLE
     assert params["requested_connection_scope"] == "email profile"
     assert params["id_token_hint"] == session.id_token
-    assert params["redirect_uri"] == f"{APP_URL}/auth/connect/callback"
+    assert params["redirect_uri"] == APP_URL + CALLBACK_PATHS[LINK]
     assert params["code_challenge_method"] == "S256" and params["code_challenge"]
     assert params["state"] and params["nonce"]
     assert params["response_type"] == "code"
@@ -62,7 +76,7 @@ def test_linking_asks_for_no_api(
     client_for: Callable[..., TestClient], provider: LinkingProvider
 ) -> None:
     client = client_for(auth0_audience="https://api.example")
-    assert client.get(provider.login(client.get("/auth/login").headers["location"])).is_redirect
+    assert client.get(provider.login(client.get(LOGIN_PATH).headers["location"])).is_redirect
 
     assert "audience" not in query(start(client, connection=GOOGLE))
 
@@ -91,25 +105,25 @@ def test_linking_keeps_the_session_and_updates_its_user(
     assert after.access_tokens == before.access_tokens  # the linking asked for no API
     assert after.refresh_token == before.refresh_token
     [exchange] = [f for f in provider.token_requests if f["grant_type"] == "authorization_code"][1:]
-    assert exchange["redirect_uri"] == f"{APP_URL}/auth/connect/callback"
+    assert exchange["redirect_uri"] == APP_URL + CALLBACK_PATHS[LINK]
 
 
 def test_unlinking_removes_the_identity(logged_in: TestClient, provider: LinkingProvider) -> None:
     link(logged_in, provider)
-    authorize_url = start(logged_in, "/auth/unconnect", connection=GOOGLE, connectionScope="x")
+    authorize_url = start(logged_in, UNCONNECT, connection=GOOGLE, connectionScope="x")
     params = query(authorize_url)
 
     response = logged_in.get(provider.login(authorize_url, "alice"))
 
     assert response.status_code == 303 and response.headers["location"] == "/"
     assert params["scope"] == "openid unlink_account"
-    assert params["redirect_uri"] == f"{APP_URL}/auth/unconnect/callback"
+    assert params["redirect_uri"] == APP_URL + CALLBACK_PATHS[UNLINK]
     assert "requested_connection_scope" not in params
     assert provider.linked("alice") == []
-    assert logged_in.get("/auth/profile").json()["sub"] == "alice"
+    assert logged_in.get(PROFILE).json()["sub"] == "alice"
 
 
-@pytest.mark.parametrize("route", ["/auth/connect", "/auth/unconnect"])
+@pytest.mark.parametrize("route", [CONNECT, UNCONNECT])
 @pytest.mark.parametrize("connection", [None, "", "../admin", "-google", "g" * 129, "a b"])
 def test_a_connection_name_is_required(
     logged_in: TestClient, route: str, connection: str | None
@@ -123,14 +137,12 @@ def test_a_connection_name_is_required(
 
 
 def test_an_oversized_connection_scope_is_refused(logged_in: TestClient) -> None:
-    response = logged_in.get(
-        "/auth/connect", params={"connection": GOOGLE, "connectionScope": "s" * 2000}
-    )
+    response = logged_in.get(CONNECT, params={"connection": GOOGLE, "connectionScope": "s" * 2000})
 
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("route", ["/auth/connect", "/auth/unconnect"])
+@pytest.mark.parametrize("route", [CONNECT, UNCONNECT])
 def test_anonymous_browsers_log_in_first(client: TestClient, route: str) -> None:
     response = client.get(route, params={"connection": GOOGLE}, headers={"accept": "text/html"})
 
@@ -138,7 +150,7 @@ def test_anonymous_browsers_log_in_first(client: TestClient, route: str) -> None
     assert query(response.headers["location"])["returnTo"] == f"{route}?connection={GOOGLE}"
 
 
-@pytest.mark.parametrize("route", ["/auth/connect", "/auth/unconnect"])
+@pytest.mark.parametrize("route", [CONNECT, UNCONNECT])
 def test_anonymous_api_clients_get_401(client: TestClient, route: str) -> None:
     response = client.get(route, params={"connection": GOOGLE})
 
@@ -199,13 +211,13 @@ def test_the_session_must_still_be_there_at_the_callback(
     logged_in: TestClient, provider: LinkingProvider
 ) -> None:
     callback = provider.login(start(logged_in, connection=GOOGLE), "alice-google")
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
 
     response = logged_in.get(callback)
 
     assert response.status_code == 401
     assert response.json()["error"] == "unauthorized"
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_callback_works_once(logged_in: TestClient, provider: LinkingProvider) -> None:
@@ -218,7 +230,7 @@ def test_a_callback_works_once(logged_in: TestClient, provider: LinkingProvider)
 
 
 def test_an_unknown_state_is_refused(client: TestClient) -> None:
-    response = client.get("/auth/connect/callback", params={"code": "x", "state": "A" * 43})
+    response = client.get(CALLBACK_PATHS[LINK], params={"code": "x", "state": "A" * 43})
 
     assert response.status_code == 400
     assert response.json()["error"] == "login_expired"
@@ -227,9 +239,9 @@ def test_an_unknown_state_is_refused(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("started", "callback_path"),
     [
-        ("/auth/connect", "/auth/callback"),
-        ("/auth/connect", "/auth/unconnect/callback"),
-        ("/auth/unconnect", "/auth/connect/callback"),
+        (CONNECT, CALLBACK_PATH),
+        (CONNECT, CALLBACK_PATHS[UNLINK]),
+        (UNCONNECT, CALLBACK_PATHS[LINK]),
     ],
 )
 def test_a_transaction_finishes_only_its_own_flow(
@@ -237,8 +249,8 @@ def test_a_transaction_finishes_only_its_own_flow(
 ) -> None:
     before = stored_session(logged_in)
     callback = provider.login(start(logged_in, started, connection=GOOGLE), "alice")
-    moved = callback.replace("/auth/connect/callback", callback_path).replace(
-        "/auth/unconnect/callback", callback_path
+    moved = callback.replace(CALLBACK_PATHS[LINK], callback_path).replace(
+        CALLBACK_PATHS[UNLINK], callback_path
     )
 
     response = logged_in.get(moved)
@@ -250,9 +262,9 @@ def test_a_transaction_finishes_only_its_own_flow(
 def test_a_login_transaction_cannot_finish_a_link(
     logged_in: TestClient, provider: LinkingProvider
 ) -> None:
-    callback = provider.login(logged_in.get("/auth/login").headers["location"], "alice")
+    callback = provider.login(logged_in.get(LOGIN_PATH).headers["location"], "alice")
 
-    response = logged_in.get(callback.replace("/auth/callback", "/auth/connect/callback"))
+    response = logged_in.get(callback.replace(CALLBACK_PATH, CALLBACK_PATHS[LINK]))
 
     assert response.headers["location"] == "/"
     assert provider.linked("alice") == []
@@ -302,7 +314,7 @@ def test_the_provider_down_at_the_start(
     install_session(client, make_session())
     provider.reachable = "refused"
 
-    response = client.get("/auth/connect", params={"connection": GOOGLE})
+    response = client.get(CONNECT, params={"connection": GOOGLE})
 
     assert response.status_code == 503
     assert response.json()["error"] == "provider_unavailable"
@@ -312,7 +324,7 @@ def test_linking_with_pushed_authorization_requests(
     client_for: Callable[..., TestClient], provider: LinkingProvider
 ) -> None:
     client = client_for(auth0_use_par=True)
-    client.get(provider.login(client.get("/auth/login").headers["location"]))
+    client.get(provider.login(client.get(LOGIN_PATH).headers["location"]))
 
     authorize_url = start(client, connection=GOOGLE)
     response = client.get(provider.login(authorize_url, "alice-google"))
@@ -328,7 +340,7 @@ def test_linking_with_pushed_authorization_requests(
 def test_error_pages_for_browsers_are_html(
     logged_in: TestClient, provider: LinkingProvider
 ) -> None:
-    authorize_url = start(logged_in, "/auth/unconnect", connection=GOOGLE)
+    authorize_url = start(logged_in, UNCONNECT, connection=GOOGLE)
 
     page = logged_in.get(provider.login(authorize_url, "alice"), headers={"accept": "text/html"})
 

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devserver.provider import FakeProvider
-from tests.helpers import log_in, query, send_backchannel_logout, start_login
+from tests.helpers import LOGOUT, log_in, query, send_backchannel_logout, start_login
 
 
 def test_auth_events_are_logged_without_secrets(
@@ -22,7 +22,7 @@ def test_auth_events_are_logged_without_secrets(
     client.get("/api-example")
     send_backchannel_logout(client, provider, sub="alice")
     log_in(client, provider)
-    client.get("/auth/logout")
+    client.get(LOGOUT)
 
     events = [record.getMessage().split()[0] for record in caplog.records]
     for event in ("auth.login", "auth.refresh", "auth.backchannel_logout", "auth.logout"):

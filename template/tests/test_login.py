@@ -15,9 +15,21 @@ from app.auth.routes import MAX_LOGIN_PARAM_LENGTH
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.sessions import Session
 from app.auth.tokens import TokenSet
-from app.auth.transactions import TRANSACTION_LIFETIME
+from app.auth.transactions import COOKIE_PREFIX, TRANSACTION_LIFETIME
+from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import APP_URL, ISSUER, auth_of, log_in, query, session_cookies, start_login
+from tests.helpers import (
+    APP_URL,
+    ISSUER,
+    LOGOUT,
+    PROFILE,
+    auth_of,
+    log_in,
+    query,
+    session_cookies,
+    start_login,
+    transaction_cookies,
+)
 
 
 def test_login_redirects_to_the_provider_with_pkce_state_and_nonce(client: TestClient) -> None:
@@ -28,7 +40,7 @@ def test_login_redirects_to_the_provider_with_pkce_state_and_nonce(client: TestC
     params = query(location)
     assert params["response_type"] == "code"
     assert params["client_id"] == "dev-client"
-    assert params["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert params["redirect_uri"] == f"{APP_URL}{CALLBACK_PATH}"
     assert params["scope"] == "openid profile email offline_access"
     assert params["code_challenge_method"] == "S256"
     assert len(params["code_challenge"]) == 43
@@ -41,8 +53,8 @@ def test_each_login_attempt_gets_its_own_transaction_cookie(client: TestClient) 
     second = query(start_login(client).headers["location"])
 
     assert first["state"] != second["state"] and first["nonce"] != second["nonce"]
-    [cookie] = [c for c in client.cookies.jar if c.name == f"app_tx.{second['state']}"]
-    assert cookie.path == "/auth"
+    [cookie] = [c for c in client.cookies.jar if c.name == COOKIE_PREFIX + second["state"]]
+    assert cookie.path == AUTH_PREFIX
     assert cookie.has_nonstandard_attr("HttpOnly")
     assert not cookie.secure
 
@@ -58,7 +70,7 @@ def test_only_allow_listed_login_parameters_reach_the_provider(client: TestClien
 
     params = query(response.headers["location"])
     assert params["screen_hint"] == "signup"
-    assert params["redirect_uri"] == f"{APP_URL}/auth/callback"
+    assert params["redirect_uri"] == f"{APP_URL}{CALLBACK_PATH}"
     assert params["client_id"] == "dev-client"
     assert params["scope"] == "openid profile email offline_access"
 
@@ -92,8 +104,8 @@ def test_a_login_without_refresh_token_or_scope_in_the_reply_works(
     provider.token_response = {"refresh_token": None, "scope": None}  # no offline_access
 
     assert log_in(client, provider).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "alice"
-    assert client.get("/auth/logout").status_code == 303
+    assert client.get(PROFILE).json()["sub"] == "alice"
+    assert client.get(LOGOUT).status_code == 303
     assert provider.revoked == []  # no refresh token to revoke
 
 
@@ -119,9 +131,9 @@ def test_successful_login_starts_a_session_and_returns_to_the_page(
     [line] = session_cookies(response)
     assert "HttpOnly" in line and "SameSite=lax" in line and "Path=/" in line
     assert "Secure" not in line  # APP_BASE_URL is http://
-    assert not [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    assert not transaction_cookies(client)
 
-    profile = client.get("/auth/profile")
+    profile = client.get(PROFILE)
     assert profile.status_code == 200
     assert profile.json() == {
         "sub": "alice",
@@ -151,15 +163,13 @@ def test_every_login_creates_a_fresh_session(client: TestClient, provider: FakeP
     log_in(client, provider, "bob")
 
     assert client.cookies[SESSION_COOKIE] != first
-    assert client.get("/auth/profile").json()["sub"] == "bob"
+    assert client.get(PROFILE).json()["sub"] == "bob"
 
 
 def test_too_many_pending_logins_drop_the_oldest(client: TestClient) -> None:
     states = [query(start_login(client).headers["location"])["state"] for _ in range(12)]
 
-    pending = {
-        c.name.removeprefix("app_tx.") for c in client.cookies.jar if c.name.startswith("app_tx.")
-    }
+    pending = {c.name.removeprefix(COOKIE_PREFIX) for c in transaction_cookies(client)}
     assert len(pending) == 8
     assert set(states[-8:]) == pending
 
@@ -168,17 +178,15 @@ def test_the_oldest_pending_login_goes_whatever_order_the_browser_sends(
     client: TestClient,
 ) -> None:
     states = [query(start_login(client).headers["location"])["state"] for _ in range(8)]
-    pending = [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    pending = transaction_cookies(client)
     for cookie in pending:  # the browser now sends the newest first
         client.cookies.delete(cookie.name)
     for cookie in reversed(pending):
-        client.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain, path="/auth")
+        client.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain, path=AUTH_PREFIX)
 
     start_login(client)
 
-    left = {
-        c.name.removeprefix("app_tx.") for c in client.cookies.jar if c.name.startswith("app_tx.")
-    }
+    left = {c.name.removeprefix(COOKIE_PREFIX) for c in transaction_cookies(client)}
     assert states[0] not in left and set(states[1:]) <= left
 
 
@@ -188,12 +196,12 @@ def test_a_login_must_be_completed_within_its_lifetime(
     client: TestClient, provider: FakeProvider, age: int, completes: bool
 ) -> None:
     authorize_url = start_login(client).headers["location"]
-    [cookie] = [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    [cookie] = transaction_cookies(client)
     cipher = CookieCipher(auth_of(client).settings.session_secrets, "transaction")
     payload = cipher.decrypt(cookie.value or "")
     assert payload is not None
     payload["created_at"] = time.time() - age  # as if the user took that long to log in
-    client.cookies.set(cookie.name, cipher.encrypt(payload), domain=cookie.domain, path="/auth")
+    client.cookies.set(cookie.name, cipher.encrypt(payload), domain=cookie.domain, path=AUTH_PREFIX)
 
     response = client.get(provider.login(authorize_url))
     assert response.status_code == (303 if completes else 400)
@@ -209,15 +217,15 @@ def test_a_login_started_before_transactions_had_a_kind_completes(
     client: TestClient, provider: FakeProvider
 ) -> None:
     authorize_url = start_login(client).headers["location"]
-    [cookie] = [c for c in client.cookies.jar if c.name.startswith("app_tx.")]
+    [cookie] = transaction_cookies(client)
     cipher = CookieCipher(auth_of(client).settings.session_secrets, "transaction")
     payload = cipher.decrypt(cookie.value or "")
     assert payload is not None and payload.pop("kind") == "login"
     del payload["auth_session"]  # as written by the app before these fields existed
-    client.cookies.set(cookie.name, cipher.encrypt(payload), domain=cookie.domain, path="/auth")
+    client.cookies.set(cookie.name, cipher.encrypt(payload), domain=cookie.domain, path=AUTH_PREFIX)
 
     assert client.get(provider.login(authorize_url)).status_code == 303
-    assert client.get("/auth/profile").json()["sub"] == "alice"
+    assert client.get(PROFILE).json()["sub"] == "alice"
 
 
 def test_login_with_the_provider_down_shows_a_friendly_page(
@@ -225,14 +233,15 @@ def test_login_with_the_provider_down_shows_a_friendly_page(
 ) -> None:
     provider.reachable = "refused"
 
-    page = client.get("/auth/login?returnTo=/profile", headers={"accept": "text/html"})
+    page = client.get(f"{LOGIN_PATH}?returnTo=/profile", headers={"accept": "text/html"})
     assert page.status_code == 503
     assert "The login service is unavailable" in page.text
     assert "Traceback" not in page.text
-    assert 'href="/auth/login?returnTo=%2Fprofile"' in page.text  # "log in again" keeps the target
+    # "log in again" keeps the target:
+    assert f'href="{LOGIN_PATH}?returnTo=%2Fprofile"' in page.text
 
     provider.reachable = "timeout"
-    api = client.get("/auth/login")
+    api = client.get(LOGIN_PATH)
     assert api.status_code == 504
     assert api.json()["error"] == "provider_timeout"
 
@@ -247,7 +256,7 @@ def test_on_login_can_keep_more_in_the_session(
     monkeypatch.setattr(policy, "on_login", on_login)
     log_in(client, provider)
 
-    assert client.get("/auth/profile").json()["user_id"] == 42
+    assert client.get(PROFILE).json()["user_id"] == 42
 
 
 def test_on_login_can_refuse_a_login_with_a_page_that_says_why(
@@ -263,4 +272,4 @@ def test_on_login_can_refuse_a_login_with_a_page_that_says_why(
     assert page.status_code == 403
     assert "Your account is closed." in page.text
     assert not session_cookies(page)
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401

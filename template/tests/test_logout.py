@@ -11,14 +11,14 @@ from app.auth.provider import Provider, ProviderMetadata
 from app.auth.session_cookie import SESSION_COOKIE
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, ISSUER, log_in, query, replace_cookie
+from tests.helpers import APP_URL, ISSUER, LOGOUT, PROFILE, log_in, query, replace_cookie
 from tests.test_return_to import HOSTILE
 
 
 def test_logout_ends_the_session_and_the_provider_session(
     logged_in: TestClient, provider: FakeProvider
 ) -> None:
-    response = logged_in.get("/auth/logout", params={"returnTo": "/bye"})
+    response = logged_in.get(LOGOUT, params={"returnTo": "/bye"})
 
     assert response.status_code == 303
     assert response.headers["cache-control"] == "no-store"
@@ -28,7 +28,7 @@ def test_logout_ends_the_session_and_the_provider_session(
     assert params["client_id"] == "dev-client"
     assert params["post_logout_redirect_uri"] == f"{APP_URL}/bye"
     assert params["id_token_hint"].count(".") == 2
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
@@ -44,7 +44,7 @@ def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
     for name, value in cookies.items():
         replace_cookie(down, name, value)
 
-    response = down.get("/auth/logout")
+    response = down.get(LOGOUT)
 
     assert response.status_code == 303
     assert response.headers["location"].startswith(f"{ISSUER}/logout?")
@@ -55,13 +55,13 @@ def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
     # This instance refuses a copy of the cookie until the store has recorded the logout.
     for name, value in cookies.items():
         replace_cookie(down, name, value)
-    assert down.get("/auth/profile").status_code == 401
+    assert down.get(PROFILE).status_code == 401
 
 
 def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:
     logged_in.cookies.set(f"{SESSION_COOKIE}.3", "stray chunk", domain="127.0.0.1")
 
-    response = logged_in.get("/auth/logout")
+    response = logged_in.get(LOGOUT)
 
     removals = response.headers.get_list("set-cookie")
     assert removals and all("Max-Age=0" in line for line in removals)
@@ -70,14 +70,14 @@ def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:
     assert all("SameSite=lax" in line for line in removals)
 
     assert not [c for c in logged_in.cookies.jar if c.name.startswith(SESSION_COOKIE)]
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 @pytest.mark.parametrize(
     "return_to", [value for value in HOSTILE if "%" in value or "\\" in value or "//" in value]
 )
 def test_logout_never_redirects_off_site(logged_in: TestClient, return_to: str) -> None:
-    response = logged_in.get("/auth/logout", params={"returnTo": return_to})
+    response = logged_in.get(LOGOUT, params={"returnTo": return_to})
 
     assert response.status_code == 303
     assert query(response.headers["location"])["post_logout_redirect_uri"] == f"{APP_URL}/"
@@ -92,14 +92,14 @@ def test_logout_works_while_the_provider_is_down(
     fresh.cookies = client.cookies
     provider.reachable = "refused"
 
-    response = fresh.get("/auth/logout", params={"returnTo": "/bye"})
+    response = fresh.get(LOGOUT, params={"returnTo": "/bye"})
 
     assert (response.status_code, response.headers["location"]) == (303, f"{APP_URL}/bye")
-    assert fresh.get("/auth/profile").status_code == 401
+    assert fresh.get(PROFILE).status_code == 401
 
 
 def test_logout_without_a_session_still_ends_the_provider_session(client: TestClient) -> None:
-    location = client.get("/auth/logout").headers["location"]
+    location = client.get(LOGOUT).headers["location"]
 
     assert location.startswith(f"{ISSUER}/logout?")
     assert "id_token_hint" not in query(location)

@@ -4,8 +4,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth import policy
+from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import log_in
+from tests.helpers import LOGOUT, PROFILE, log_in
 
 
 def test_home_page_for_anonymous_and_logged_in_users(
@@ -13,12 +14,12 @@ def test_home_page_for_anonymous_and_logged_in_users(
 ) -> None:
     anonymous = client.get("/")
     assert anonymous.status_code == 200
-    assert 'href="/auth/login"' in anonymous.text
+    assert f'href="{LOGIN_PATH}"' in anonymous.text
 
     log_in(client, provider, "alice")
     page = client.get("/")
     assert "Welcome, Alice" in page.text
-    assert 'href="/auth/logout"' in page.text
+    assert f'href="{LOGOUT}"' in page.text
 
 
 def test_protected_page_sends_browsers_to_login_and_back(
@@ -26,7 +27,7 @@ def test_protected_page_sends_browsers_to_login_and_back(
 ) -> None:
     response = client.get("/profile?tab=1", headers={"accept": "text/html"})
     assert response.status_code == 303
-    assert response.headers["location"] == "/auth/login?returnTo=%2Fprofile%3Ftab%3D1"
+    assert response.headers["location"] == f"{LOGIN_PATH}?returnTo=%2Fprofile%3Ftab%3D1"
 
     login = client.get(response.headers["location"])
     callback = client.get(provider.login(login.headers["location"]))
@@ -44,7 +45,7 @@ def test_protected_page_answers_401_to_api_clients(client: TestClient) -> None:
 
 
 def test_profile_api_is_401_even_for_browsers(client: TestClient) -> None:
-    assert client.get("/auth/profile", headers={"accept": "text/html"}).status_code == 401
+    assert client.get(PROFILE, headers={"accept": "text/html"}).status_code == 401
 
 
 def test_authorization_policy_can_refuse_a_user(

@@ -17,6 +17,8 @@ from app.auth.sessions import SessionCodec
 from app.auth.tokens import CLOCK_LEEWAY
 from devserver.provider import FakeProvider
 from tests.helpers import (
+    LOGOUT,
+    PROFILE,
     assert_a_refused_logout_can_be_retried,
     auth_of,
     claims_of,
@@ -85,7 +87,7 @@ def test_a_session_in_use_is_read_from_memory(logged_in: TestClient, redis: Redi
     before = calls(redis, "get")
 
     for _ in range(20):
-        assert logged_in.get("/auth/profile").json()["sub"] == "alice"
+        assert logged_in.get(PROFILE).json()["sub"] == "alice"
     assert calls(redis, "get") == before
 
 
@@ -97,7 +99,7 @@ def test_without_the_cache_every_request_reads_redis(
     before = calls(redis, "get")
 
     for _ in range(5):
-        assert client.get("/auth/profile").status_code == 200
+        assert client.get(PROFILE).status_code == 200
     assert calls(redis, "get") == before + 5
     assert not [c for c in redis.client_list() if c["name"] == TRACKING_CLIENT][1:]
 
@@ -119,7 +121,7 @@ def test_a_record_deleted_in_redis_ends_the_session_at_the_next_request(
     wait_until_cached(logged_in, redis, "get")
 
     redis.delete(session_key(logged_in))
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_record_changed_in_redis_is_read_again(
@@ -137,7 +139,7 @@ def test_a_record_changed_in_redis_is_read_again(
     codec = SessionCodec(auth_of(alice).settings.session_secrets)
     record = session_key(alice).rpartition(":")[2]
     redis.set(session_key(alice), codec.encode(renamed, bound_to=record))
-    assert alice.get("/auth/profile").json()["name"] == "Alice Renamed"
+    assert alice.get(PROFILE).json()["name"] == "Alice Renamed"
 
 
 def test_a_record_copied_over_another_users_is_refused(
@@ -150,8 +152,8 @@ def test_a_record_copied_over_another_users_is_refused(
     # Without the secret, an attacker with write access to Redis copies Bob's record
     # over Alice's: Alice's cookie must not become Bob's session.
     redis.set(session_key(alice), str(redis.get(session_key(bob))))
-    assert alice.get("/auth/profile").status_code == 401
-    assert bob.get("/auth/profile").json()["sub"] == "bob"
+    assert alice.get(PROFILE).status_code == 401
+    assert bob.get(PROFILE).json()["sub"] == "bob"
 
 
 def test_a_logout_on_one_instance_holds_at_once_on_another(
@@ -164,8 +166,8 @@ def test_a_logout_on_one_instance_holds_at_once_on_another(
         wait_until_cached(first, redis, "get")
         wait_until_cached(second, redis, "get")
 
-        second.get("/auth/logout")
-        assert first.get("/auth/profile").status_code == 401, f"attempt {attempt}"
+        second.get(LOGOUT)
+        assert first.get(PROFILE).status_code == 401, f"attempt {attempt}"
 
 
 def test_used_logout_tokens_are_remembered_as_long_as_they_could_be_replayed(
@@ -190,7 +192,7 @@ def test_a_flushed_database_ends_the_sessions_kept_in_memory(
         wait_until_cached(client, database, "get")
         database.flushdb()
 
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_ended_sessions_leave_the_user_index(
@@ -215,7 +217,7 @@ def test_a_record_of_another_shape_is_no_session(
     assert payload is not None
     redis.set(session_key(logged_in), cipher.encrypt({**payload, **change}))
 
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_hung_redis_is_noticed(
@@ -234,14 +236,14 @@ def test_a_lost_cache_connection_means_reading_redis_again(
 
     redis.client_kill_filter(_id=tracking["id"])
     redis.delete(session_key(logged_in))  # announced to nobody
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
     wait_for_log(caplog, f"auth.redis_cache_off cache={TRACKING_CLIENT} error=")
 
     logged_in.cookies.clear()
     log_in(logged_in, provider)
     wait_until_cached(logged_in, redis, "get")  # it reconnected by itself
     replace_cookie(logged_in, SESSION_COOKIE, ended)  # what it kept before is gone
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_change_of_one_session_leaves_the_others_in_memory(
@@ -255,9 +257,9 @@ def test_a_change_of_one_session_leaves_the_others_in_memory(
 
     connections = {c["id"] for c in tracking_connections(redis, TRACKING_CLIENT)}
 
-    alice.get("/auth/logout")
+    alice.get(LOGOUT)
     before = calls(redis, "get")
-    assert bob.get("/auth/profile").status_code == 200
+    assert bob.get(PROFILE).status_code == 200
     assert calls(redis, "get") == before
     # The announcement was read, not choked on: the same connections are tracking.
     assert {c["id"] for c in tracking_connections(redis, TRACKING_CLIENT)} == connections
@@ -315,7 +317,7 @@ def test_the_index_of_a_users_sessions_keeps_only_live_ones(
 
     assert redis.smembers(index) == {record(b) for b in (laptop, phone, tablet)}
     phone_record = record(phone)
-    phone.get("/auth/logout")  # a logout leaves the index
+    phone.get(LOGOUT)  # a logout leaves the index
     assert redis.smembers(index) == {record(laptop), record(tablet)}
     assert phone_record not in redis.smembers(index)
 

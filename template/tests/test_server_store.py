@@ -16,9 +16,12 @@ from fastapi.testclient import TestClient
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.stores.base import LostLock
 from app.auth.tokens import TokenSet
+from app.auth.urls import AUTH_PREFIX
 from devserver.provider import FakeProvider
 from tests.helpers import (
     APP_URL,
+    LOGOUT,
+    PROFILE,
     auth_of,
     install_session,
     log_in,
@@ -26,6 +29,8 @@ from tests.helpers import (
     replace_cookie,
     stored_session,
 )
+
+SESSIONS = f"{AUTH_PREFIX}/sessions"
 
 
 class EndsSessions(Protocol):
@@ -41,7 +46,7 @@ def test_the_cookie_holds_only_an_opaque_random_id(logged_in: TestClient) -> Non
     value = logged_in.cookies[SESSION_COOKIE]
 
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value)  # 256 random bits
-    assert logged_in.get("/auth/profile").json()["sub"] == "alice"
+    assert logged_in.get(PROFILE).json()["sub"] == "alice"
 
 
 def test_cookies_left_by_the_cookie_store_go_at_login(
@@ -65,10 +70,10 @@ def test_cookies_left_by_the_cookie_store_go_at_login(
 
 def test_logout_is_final_for_a_copied_cookie(logged_in: TestClient) -> None:
     copied = logged_in.cookies[SESSION_COOKIE]
-    logged_in.get("/auth/logout")
+    logged_in.get(LOGOUT)
 
     replace_cookie(logged_in, SESSION_COOKIE, copied)
-    assert logged_in.get("/auth/profile").status_code == 401
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_new_login_retires_the_previous_session(
@@ -80,7 +85,7 @@ def test_a_new_login_retires_the_previous_session(
 
     assert client.cookies[SESSION_COOKIE] != previous
     replace_cookie(client, SESSION_COOKIE, previous)
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_a_renewal_racing_a_logout_does_not_revive_the_session(client: TestClient) -> None:
@@ -97,7 +102,7 @@ def test_a_renewal_racing_a_logout_does_not_revive_the_session(client: TestClien
 
     assert client.portal is not None
     client.portal.call(race)
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def test_two_app_instances_share_sessions(
@@ -107,9 +112,9 @@ def test_two_app_instances_share_sessions(
     log_in(first, provider)
     replace_cookie(second, SESSION_COOKIE, first.cookies[SESSION_COOKIE])
 
-    assert second.get("/auth/profile").json()["sub"] == "alice"
-    second.get("/auth/logout")
-    assert first.get("/auth/profile").status_code == 401
+    assert second.get(PROFILE).json()["sub"] == "alice"
+    second.get(LOGOUT)
+    assert first.get(PROFILE).status_code == 401
 
 
 def test_sessions_end_by_user_and_by_provider_session(
@@ -134,7 +139,7 @@ def test_sessions_end_by_user_and_by_provider_session(
         return portal.call(partial(store.end_sessions, **which))
 
     def alive() -> set[str]:
-        return {name for name, c in clients.items() if c.get("/auth/profile").status_code == 200}
+        return {name for name, c in clients.items() if c.get(PROFILE).status_code == 200}
 
     assert end(sid=a, sub=alice) == 1
     assert alive() == {"alice-b", "bob-a", "carol"}
@@ -153,7 +158,7 @@ def test_an_unreachable_store_answers_503_not_a_logout(
     client = client_for(**unreachable_store)
     replace_cookie(client, SESSION_COOKIE, "A" * 43)
 
-    api = client.get("/auth/profile")
+    api = client.get(PROFILE)
     assert api.status_code == 503
     assert api.json()["error"] == "session_store_unavailable"
     assert any(
@@ -176,7 +181,7 @@ def test_a_user_sees_their_own_sessions_and_ends_one_by_its_id(
     log_in(phone, provider, alice)
     log_in(bob, provider, "bob")
 
-    listed = here.get("/auth/sessions")
+    listed = here.get(SESSIONS)
 
     assert listed.status_code == 200
     assert listed.headers["cache-control"] == "no-store"
@@ -191,12 +196,12 @@ def test_a_user_sees_their_own_sessions_and_ends_one_by_its_id(
 
     phone_id = by_agent["Phone Browser/1.0"]["id"]
     same_origin = {"origin": APP_URL}
-    assert bob.post(f"/auth/sessions/{phone_id}/end", headers=same_origin).status_code == 404
-    assert phone.get("/auth/profile").status_code == 200  # not Bob's to end
-    assert here.post(f"/auth/sessions/{phone_id}/end", headers=same_origin).status_code == 204
-    assert phone.get("/auth/profile").status_code == 401
-    assert [e["user_agent"] for e in here.get("/auth/sessions").json()] == ["testclient"]
-    assert here.post(f"/auth/sessions/{phone_id}/end", headers=same_origin).status_code == 404
+    assert bob.post(f"{SESSIONS}/{phone_id}/end", headers=same_origin).status_code == 404
+    assert phone.get(PROFILE).status_code == 200  # not Bob's to end
+    assert here.post(f"{SESSIONS}/{phone_id}/end", headers=same_origin).status_code == 204
+    assert phone.get(PROFILE).status_code == 401
+    assert [e["user_agent"] for e in here.get(SESSIONS).json()] == ["testclient"]
+    assert here.post(f"{SESSIONS}/{phone_id}/end", headers=same_origin).status_code == 404
 
 
 def test_a_renewal_during_a_refresh_keeps_the_rotated_refresh_token(

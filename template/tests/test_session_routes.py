@@ -6,8 +6,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.session_cookie import SESSION_COOKIE
+from app.auth.urls import AUTH_PREFIX, LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import APP_URL, log_in, stored_session
+from tests.helpers import APP_URL, PROFILE, log_in, stored_session
+
+SESSIONS = f"{AUTH_PREFIX}/sessions"
+END_OTHERS = f"{SESSIONS}/end-others"
 
 SAME_ORIGIN = {"origin": APP_URL, "sec-fetch-site": "same-origin"}
 
@@ -25,7 +29,7 @@ def logged_in_browsers(
 
 
 def alive(browser: TestClient) -> bool:
-    return browser.get("/auth/profile").status_code == 200
+    return browser.get(PROFILE).status_code == 200
 
 
 def login_id(browser: TestClient) -> str:
@@ -41,15 +45,15 @@ def test_ending_the_other_sessions_keeps_this_one_and_other_users(
         client_for, provider, "alice", "alice", "alice", "bob"
     )
 
-    response = here.post("/auth/sessions/end-others", headers=SAME_ORIGIN)
+    response = here.post(END_OTHERS, headers=SAME_ORIGIN)
 
     assert response.status_code == 204
     assert [alive(b) for b in (here, laptop, phone, bob)] == [True, False, False, True]
-    assert here.get("/auth/profile").json()["sub"] == "alice"
+    assert here.get(PROFILE).json()["sub"] == "alice"
 
 
 def test_ending_this_session_by_its_id_logs_this_browser_out(logged_in: TestClient) -> None:
-    response = logged_in.post(f"/auth/sessions/{login_id(logged_in)}/end", headers=SAME_ORIGIN)
+    response = logged_in.post(f"{SESSIONS}/{login_id(logged_in)}/end", headers=SAME_ORIGIN)
 
     assert response.status_code == 204
     assert any(
@@ -75,7 +79,7 @@ def test_requests_from_other_sites_end_nothing(
 ) -> None:
     here, other = logged_in_browsers(client_for, provider, "alice", "alice")
 
-    for path in ("/auth/sessions/end-others", f"/auth/sessions/{login_id(other)}/end"):
+    for path in (END_OTHERS, f"{SESSIONS}/{login_id(other)}/end"):
         refused = here.post(path, headers=headers)
         assert refused.status_code == 403, (path, refused.text)
         assert refused.json()["error"] == "cross_site_request"
@@ -87,14 +91,14 @@ def test_a_request_from_no_web_page_is_not_cross_site(
 ) -> None:
     here, other = logged_in_browsers(client_for, provider, "alice", "alice")
 
-    assert here.post("/auth/sessions/end-others").status_code == 204  # e.g. curl: no Origin
+    assert here.post(END_OTHERS).status_code == 204  # e.g. curl: no Origin
     assert alive(here) and not alive(other)
 
 
 def test_anonymous_requests_get_401(client: TestClient) -> None:
-    assert client.get("/auth/sessions").status_code == 401
-    assert client.post("/auth/sessions/end-others", headers=SAME_ORIGIN).status_code == 401
-    assert client.post("/auth/sessions/abc/end", headers=SAME_ORIGIN).status_code == 401
+    assert client.get(SESSIONS).status_code == 401
+    assert client.post(END_OTHERS, headers=SAME_ORIGIN).status_code == 401
+    assert client.post(f"{SESSIONS}/abc/end", headers=SAME_ORIGIN).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -103,9 +107,7 @@ def test_anonymous_requests_get_401(client: TestClient) -> None:
 def test_forms_are_sent_back_to_an_app_page(
     logged_in: TestClient, return_to: str, location: str
 ) -> None:
-    response = logged_in.post(
-        "/auth/sessions/end-others", params={"returnTo": return_to}, headers=SAME_ORIGIN
-    )
+    response = logged_in.post(END_OTHERS, params={"returnTo": return_to}, headers=SAME_ORIGIN)
 
     assert response.status_code == 303
     assert response.headers["location"] == location
@@ -115,19 +117,19 @@ def test_the_sessions_page_offers_to_end_the_other_sessions(logged_in: TestClien
     page = logged_in.get("/sessions")
 
     assert page.status_code == 200
-    assert 'action="/auth/sessions/end-others?returnTo=/sessions"' in page.text
+    assert f'action="{END_OTHERS}?returnTo=/sessions"' in page.text
 
 
 def test_the_sessions_page_needs_a_login(client: TestClient) -> None:
     response = client.get("/sessions", headers={"accept": "text/html"})
 
     assert response.status_code == 303
-    assert response.headers["location"] == "/auth/login?returnTo=%2Fsessions"
+    assert response.headers["location"] == f"{LOGIN_PATH}?returnTo=%2Fsessions"
 
 
 @pytest.mark.parametrize("session_id", ["%2e%2e", "x" * 65, "a b", "ü", "a.b"])
 def test_a_session_id_that_no_login_makes_is_404(logged_in: TestClient, session_id: str) -> None:
-    response = logged_in.post(f"/auth/sessions/{session_id}/end", headers=SAME_ORIGIN)
+    response = logged_in.post(f"{SESSIONS}/{session_id}/end", headers=SAME_ORIGIN)
 
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"

@@ -8,10 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.session_cookie import SESSION_COOKIE
+from app.auth.urls import CALLBACK_PATH, LOGIN_PATH
 from app.config import Settings
 from devserver.provider import FakeProvider
 from tests.conftest import SESSION_SECRET
 from tests.helpers import (
+    PROFILE,
     install_session,
     log_in,
     make_session,
@@ -29,7 +31,7 @@ def test_every_login_gets_a_new_session_cookie(client: TestClient, provider: Fak
     log_in(client, provider, "bob")
 
     assert client.cookies[SESSION_COOKIE] != first
-    assert client.get("/auth/profile").json()["sub"] == "bob"
+    assert client.get(PROFILE).json()["sub"] == "bob"
 
 
 def test_a_session_ends_when_the_providers_session_does(
@@ -39,11 +41,11 @@ def test_a_session_ends_when_the_providers_session_does(
     client = login_as("alice", session_expiry=ends)
     [cookie] = session_cookies_of(client)
     assert cookie.expires is not None and cookie.expires <= ends + 1
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
 
     later = time.time() + 3600
     monkeypatch.setattr(time, "time", lambda: later)
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
 
 
 def session_cookies_of(client: TestClient) -> list[http.cookiejar.Cookie]:
@@ -66,7 +68,7 @@ def test_malformed_or_unknown_cookies_mean_no_session(client: TestClient, value:
     replace_cookie(client, f"{SESSION_COOKIE}.x", "1")
     replace_cookie(client, f"{SESSION_COOKIE}_evil", "2")
 
-    assert client.get("/auth/profile").status_code == 401
+    assert client.get(PROFILE).status_code == 401
     assert client.get("/", headers={"accept": "text/html"}).status_code == 200
 
 
@@ -88,18 +90,18 @@ def test_rolling_and_absolute_expiry(
         client, make_session(created_at=now - created_ago, touched_at=now - touched_ago)
     )
 
-    assert client.get("/auth/profile").status_code == (200 if alive else 401)
+    assert client.get(PROFILE).status_code == (200 if alive else 401)
 
 
 def test_session_is_renewed_only_when_due(client: TestClient) -> None:
     now = int(time.time())
     recent = make_session(created_at=now - 3600, touched_at=now - 60)
     install_session(client, recent)
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
     assert stored_session(client) == recent
 
     install_session(client, make_session(created_at=now - 3600, touched_at=now - 400))
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
     renewed = stored_session(client)
     assert renewed is not None
     assert renewed.touched_at >= now and renewed.created_at == now - 3600
@@ -110,7 +112,7 @@ def test_short_sessions_are_renewed_sooner(client_for: Callable[..., TestClient]
     now = int(time.time())
     install_session(client, make_session(created_at=now - 3600, touched_at=now - 70))
 
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
     renewed = stored_session(client)
     assert renewed is not None and renewed.touched_at >= now
 
@@ -122,7 +124,7 @@ def test_a_session_is_renewed_once_the_interval_has_passed(
     now = int(time.time())
     install_session(client, make_session(created_at=now - 3600, touched_at=now - interval))
 
-    assert client.get("/auth/profile").status_code == 200
+    assert client.get(PROFILE).status_code == 200
     renewed = stored_session(client)
     assert renewed is not None and renewed.touched_at >= now
 
@@ -137,7 +139,7 @@ def test_secrets_rotate_without_logging_anyone_out(
         after = client_for(session_secret=secrets)
         for name, value in before.cookies.items():
             replace_cookie(after, name, value)
-        assert after.get("/auth/profile").status_code == status, secrets
+        assert after.get(PROFILE).status_code == status, secrets
 
 
 def test_sessions_started_after_a_rotation_outlive_the_old_secret(
@@ -150,7 +152,7 @@ def test_sessions_started_after_a_rotation_outlive_the_old_secret(
         later = client_for(session_secret=secrets)
         for name, value in rotated.cookies.items():
             replace_cookie(later, name, value)
-        assert later.get("/auth/profile").status_code == status, secrets
+        assert later.get(PROFILE).status_code == status, secrets
 
 
 def test_session_cookie_flags(
@@ -169,10 +171,10 @@ def test_session_cookie_flags(
 def test_cookies_are_secure_for_https_apps(
     client_for: Callable[..., TestClient], provider: FakeProvider
 ) -> None:
-    provider.redirect_uris = ("https://app.example.com/auth/callback",)
+    provider.redirect_uris = (f"https://app.example.com{CALLBACK_PATH}",)
     client = client_for(app_base_url="https://app.example.com")
 
-    login = client.get("/auth/login")
+    login = client.get(LOGIN_PATH)
     assert all("Secure" in line for line in login.headers.get_list("set-cookie"))
     callback = client.get(provider.login(login.headers["location"]))
     assert callback.status_code == 303
@@ -181,5 +183,5 @@ def test_cookies_are_secure_for_https_apps(
 
 
 def test_pages_that_read_the_session_are_not_cached(logged_in: TestClient) -> None:
-    for path in ("/", "/profile", "/auth/profile"):
+    for path in ("/", "/profile", PROFILE):
         assert logged_in.get(path).headers["cache-control"] == "no-store"

@@ -16,6 +16,7 @@ from app.auth.stores.sql import PURGE_INTERVAL, SqlSessionStore, sessions_table
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
 from tests.helpers import (
+    PROFILE,
     assert_a_refused_logout_can_be_retried,
     auth_of,
     install_session,
@@ -70,8 +71,8 @@ def test_a_row_copied_over_another_users_is_refused(
             await connection.execute(statement.values(data=bob_row["data"]))
 
     alice.portal.call(copy)
-    assert alice.get("/auth/profile").status_code == 401
-    assert bob.get("/auth/profile").json()["sub"] == "bob"
+    assert alice.get(PROFILE).status_code == 401
+    assert bob.get(PROFILE).json()["sub"] == "bob"
 
 
 def test_expired_rows_are_purged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

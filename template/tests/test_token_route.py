@@ -2,14 +2,17 @@
 
 from fastapi.testclient import TestClient
 
+from app.auth.urls import AUTH_PREFIX
 from devserver.provider import FakeProvider
 from tests.helpers import log_in
+
+TOKEN_ROUTE = f"{AUTH_PREFIX}/access-token"
 
 
 def test_the_route_gives_a_valid_access_token(client: TestClient, provider: FakeProvider) -> None:
     log_in(client, provider)
 
-    response = client.get("/auth/access-token")
+    response = client.get(TOKEN_ROUTE)
 
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
@@ -23,10 +26,10 @@ def test_the_route_refreshes_an_expiring_token(client: TestClient, provider: Fak
     log_in(client, provider)
     first = provider.issued[-1]["access_token"]
 
-    assert client.get("/auth/access-token").json()["token"] != first
+    assert client.get(TOKEN_ROUTE).json()["token"] != first
 
 
 def test_the_route_answers_401_without_a_session(client: TestClient) -> None:
-    response = client.get("/auth/access-token", headers={"accept": "text/html"})
+    response = client.get(TOKEN_ROUTE, headers={"accept": "text/html"})
 
     assert response.status_code == 401

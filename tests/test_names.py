@@ -1,0 +1,79 @@
+"""A newcomer who renames the auth routes or the cookies edits one line and breaks no test.
+
+The generated tests import `AUTH_PREFIX`, `LOGIN_PATH`, `CALLBACK_PATH` (`app/auth/urls.py`),
+`SESSION_COOKIE` (`app/auth/session_cookie.py`) and `COOKIE_PREFIX` (`app/auth/transactions.py`)
+rather than spelling them. Here a copy of a rendered project gets other values for the route
+prefix and both cookie names, and its own suite must still pass. The defaults themselves are
+spelled in the app and in the README, which is checked against the app.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from variants import DEFAULT_ANSWERS
+
+from tooling.rendering import Project, installed_project
+
+# file -> (the line as generated, the line a newcomer writes instead)
+RENAMES = {
+    "app/auth/urls.py": ('AUTH_PREFIX = "/auth"', 'AUTH_PREFIX = "/account"'),
+    "app/auth/session_cookie.py": ('SESSION_COOKIE = "app_session"', 'SESSION_COOKIE = "sid"'),
+    "app/auth/transactions.py": ('COOKIE_PREFIX = "app_tx."', 'COOKIE_PREFIX = "login."'),
+}
+# The default answers, the most routes on a server-side store, and the other linking mode.
+ANSWER_SETS: dict[str, dict[str, object]] = {
+    "default": {},
+    "most-features": {
+        "session_store": "sql",
+        "account_linking": "connected_accounts",
+        "access_token_route": True,
+    },
+    "connect": {"account_linking": "connect"},
+}
+
+
+def names(project: Project, sources: Path) -> list[str]:
+    """AUTH_PREFIX, CALLBACK_PATH, SESSION_COOKIE and COOKIE_PREFIX of the app in `sources`,
+    run with the project's interpreter (the working directory comes first on its path)."""
+    code = (
+        "from app.auth import urls, session_cookie as s, transactions as t;"
+        "print(urls.AUTH_PREFIX, urls.CALLBACK_PATH, s.SESSION_COOKIE, t.COOKIE_PREFIX)"
+    )
+    return project.run(project.python, "-c", code, cwd=sources).stdout.split()
+
+
+def renamed_copy(project: Project, destination: Path) -> Path:
+    """A copy of the project's sources (not its environment) with the names changed."""
+    shutil.copytree(
+        project.path, destination, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".*_cache")
+    )
+    for name, (generated, renamed) in RENAMES.items():
+        path = destination / name
+        source = path.read_text()
+        assert source.count(generated) == 1, f"{name} no longer says {generated}"
+        path.write_text(source.replace(generated, renamed))
+    return destination
+
+
+@pytest.mark.parametrize("answers", list(ANSWER_SETS.values()), ids=list(ANSWER_SETS))
+def test_generated_tests_pass_with_renamed_routes_and_cookies(
+    answers: dict[str, object], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    project = installed_project(tmp_path_factory, **DEFAULT_ANSWERS, **answers)
+    copy = renamed_copy(project, tmp_path / "app")
+
+    assert names(project, copy) == ["/account", "/account/callback", "sid", "login."]
+    result = project.run(project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=copy)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary
+
+
+def test_the_readme_documents_the_default_route_prefix(default_project: Project) -> None:
+    """The one place that spells the defaults besides the app: what to register at the
+    provider, and the routes table."""
+    prefix, callback, *_ = names(default_project, default_project.path)
+    readme = (default_project.path / "README.md").read_text()
+    assert f"`https://YOUR-APP{callback}`" in readme
+    assert f"`https://YOUR-APP{prefix}/backchannel-logout`" in readme
+    assert f"| `GET {prefix}/profile` |" in readme
