@@ -204,7 +204,8 @@ def test_two_authorization_headers_are_a_bad_request(
 def test_a_login_with_the_audience_gets_a_token_the_api_takes(
     client_for: Callable[..., TestClient], provider: FakeProvider
 ) -> None:
-    browser = client_for(auth0_audience=AUDIENCE, auth0_scope="openid profile read:orders")
+    scope = "openid profile offline_access read:orders"
+    browser = client_for(auth0_audience=AUDIENCE, auth0_scope=scope)
     assert log_in(browser, provider).status_code == 303
     issued = provider.issued[-1]["access_token"]  # the JWT the session holds
 
