@@ -41,6 +41,21 @@ def ensure_env_file(path: Path = Path(".env"), example: Path = Path(".env.exampl
         print(f"Added a random SESSION_SECRET to {path}.")
 
 
+def api_audience(app_url: str, env_file: Path = Path(".env")) -> str:
+    """The audience of the app's API tokens: yours if `.env` or the environment names one,
+    else `<app URL>/api` (set in the environment, for the app)."""
+    names = ("API_AUDIENCE", "AUTH0_AUDIENCE")
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    for name in names:
+        value = os.environ.get(name) or next(
+            (line.split("=", 1)[1].strip() for line in lines if line.startswith(f"{name}=")), ""
+        )
+        if value:
+            return value
+    os.environ["API_AUDIENCE"] = f"{app_url}/api"
+    return os.environ["API_AUDIENCE"]
+
+
 def serve_provider(provider: FakeProvider, port: int) -> None:
     server = uvicorn.Server(uvicorn.Config(provider.app, host=HOST, port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
@@ -74,7 +89,14 @@ def main() -> None:
         AUTH0_PRIVATE_KEY_FILE="",
         APP_BASE_URL=app_url,
     )
+    audience = api_audience(app_url)
     print(f"Development provider at {provider.issuer} (any username logs in).")
+    print(
+        f"API tokens for {audience} (see app/api.py):\n"
+        f"  curl -s -u {provider.client_id}:{provider.client_secret}"
+        f" -d grant_type=client_credentials -d audience={audience} -d scope=read:orders"
+        f" {provider.issuer}/token"
+    )
     print(f"Open {app_url}")
     uvicorn.run(
         "app.main:app", host=HOST, port=args.port, reload=not args.no_reload, reload_dirs=["app"]

@@ -1,11 +1,12 @@
 """`python -m devserver` prepares a working `.env` on first run."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from app.config import load_settings
-from devserver.__main__ import ensure_env_file
+from devserver.__main__ import api_audience, ensure_env_file
 
 
 def test_first_run_creates_env_with_a_random_secret(
@@ -33,3 +34,22 @@ def test_an_existing_env_without_secret_gets_one(tmp_path: Path) -> None:
 
     assert env.read_text().startswith("AUTH0_DOMAIN=tenant.us.auth0.com\n")
     assert "SESSION_SECRET=" in env.read_text()
+
+
+def test_the_api_audience_defaults_to_the_apps_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("API_AUDIENCE", "AUTH0_AUDIENCE"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert api_audience("http://127.0.0.1:8000", tmp_path / ".env") == "http://127.0.0.1:8000/api"
+    assert os.environ["API_AUDIENCE"] == "http://127.0.0.1:8000/api"  # for the app
+
+
+def test_an_audience_in_env_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("API_AUDIENCE", "AUTH0_AUDIENCE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("AUTH0_AUDIENCE=https://api.example.com\n")
+
+    assert api_audience("http://127.0.0.1:8000", tmp_path / ".env") == "https://api.example.com"
+    assert "API_AUDIENCE" not in os.environ

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from app.auth import AuthDep, Session
+from app.auth import AuthDep, Session, require_roles
 from app.auth.sessions import AccessToken
 from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
@@ -91,3 +91,16 @@ def test_a_route_that_changes_the_session(app: FastAPI, logged_in: TestClient) -
 
     assert logged_in.post("/preferences/theme", params={"theme": "dark"}).status_code == 200
     assert logged_in.get(PROFILE).json()["theme"] == "dark"
+
+
+def test_a_route_for_admins_only(app: FastAPI, login_as: Callable[..., TestClient]) -> None:
+    router = APIRouter()  # as in README, "Roles, permissions, conditions"
+
+    @router.get("/admin", dependencies=[Depends(require_roles("admin"))])
+    async def admin() -> dict[str, str]:
+        return {"hello": "admin"}
+
+    app.include_router(router)
+
+    assert login_as("carol").get("/admin").status_code == 403
+    assert login_as("bob", roles=["admin"]).get("/admin").json() == {"hello": "admin"}
