@@ -8,11 +8,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from http.cookiejar import Cookie
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
-from fastapi import Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
 from app.auth.core import Auth
@@ -181,3 +181,14 @@ def token_of_length(length: int, make: Callable[[str, str], str]) -> str:
             if len(token) == length:
                 return token
     raise AssertionError(f"no token of {length} characters")
+
+
+def add_session_route(app: FastAPI, path: str, dependency: Callable[..., Any]) -> None:
+    """Mount `GET path` answering `{"sub": ...}` for the session `dependency` gives."""
+    router = APIRouter()
+
+    @router.get(path)
+    async def route(session: Annotated[Session, Depends(dependency)]) -> dict[str, str]:
+        return {"sub": session.sub}
+
+    app.include_router(router)

@@ -1,14 +1,12 @@
 """Per-route authorization: roles, permissions, claims and predicates in a route's signature."""
 
 from collections.abc import Callable
-from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.auth import (
-    Session,
     require,
     require_claims,
     require_permissions,
@@ -16,27 +14,17 @@ from app.auth import (
 )
 from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import PROFILE, install_session, log_in, make_session
+from tests.helpers import PROFILE, add_session_route, install_session, log_in, make_session
 
 HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
 SessionDependency = Callable[..., object]
 
 
-def add_route(app: FastAPI, path: str, dependency: SessionDependency) -> None:
-    router = APIRouter()
-
-    @router.get(path)
-    async def route(session: Annotated[Session, Depends(dependency)]) -> dict[str, str]:
-        return {"sub": session.sub}
-
-    app.include_router(router)
-
-
 def test_the_readme_example_user_with_a_role_may_open_an_admin_page(
     app: FastAPI, login_as: Callable[..., TestClient]
 ) -> None:
-    add_route(app, "/admin", require_roles("admin"))
+    add_session_route(app, "/admin", require_roles("admin"))
 
     client = login_as("bob", roles=["admin"])
 
@@ -47,7 +35,7 @@ def test_the_readme_example_user_with_a_role_may_open_an_admin_page(
 def test_a_user_without_the_role_gets_403_as_a_page_or_json(
     app: FastAPI, login_as: Callable[..., TestClient]
 ) -> None:
-    add_route(app, "/admin", require_roles("admin"))
+    add_session_route(app, "/admin", require_roles("admin"))
 
     client = login_as("carol", roles=["editor"])
 
@@ -57,7 +45,7 @@ def test_a_user_without_the_role_gets_403_as_a_page_or_json(
 
 
 def test_every_named_role_is_needed(app: FastAPI, login_as: Callable[..., TestClient]) -> None:
-    add_route(app, "/audit", require_roles("admin", "auditor"))
+    add_session_route(app, "/audit", require_roles("admin", "auditor"))
 
     assert login_as("bob", roles=["admin"]).get("/audit").status_code == 403
     assert login_as("dave", roles=["admin", "auditor"]).get("/audit").status_code == 200
@@ -66,7 +54,7 @@ def test_every_named_role_is_needed(app: FastAPI, login_as: Callable[..., TestCl
 def test_anonymous_browsers_log_in_first_and_other_clients_get_401(
     app: FastAPI, client: TestClient
 ) -> None:
-    add_route(app, "/admin", require_roles("admin"))
+    add_session_route(app, "/admin", require_roles("admin"))
 
     redirect = client.get("/admin?tab=users", headers=HTML)
     assert redirect.status_code == 303
@@ -79,7 +67,7 @@ def test_roles_come_from_the_claim_the_settings_name(
 ) -> None:
     claim = "https://app.example.com/roles"
     client = client_for(auth_roles_claim=claim)
-    add_route(client.app, "/admin", require_roles("admin"))  # type: ignore[arg-type]
+    add_session_route(client.app, "/admin", require_roles("admin"))  # type: ignore[arg-type]
     provider.users["bob"] = {claim: ["admin"], "roles": ["ignored"]}
 
     assert log_in(client, provider, "bob").status_code == 303
@@ -88,7 +76,7 @@ def test_roles_come_from_the_claim_the_settings_name(
 
 
 def test_permissions(app: FastAPI, login_as: Callable[..., TestClient]) -> None:
-    add_route(app, "/reports", require_permissions("read:reports"))
+    add_session_route(app, "/reports", require_permissions("read:reports"))
 
     assert login_as("bob", permissions=["read:reports"]).get("/reports").status_code == 200
     assert login_as("carol", permissions=["write:reports"]).get("/reports").status_code == 403
@@ -97,7 +85,7 @@ def test_permissions(app: FastAPI, login_as: Callable[..., TestClient]) -> None:
 def test_roles_that_are_not_a_list_of_names_grant_nothing(
     app: FastAPI, login_as: Callable[..., TestClient]
 ) -> None:
-    add_route(app, "/admin", require_roles("admin"))
+    add_session_route(app, "/admin", require_roles("admin"))
 
     client = login_as("mallory", roles={"admin": True})
 
@@ -109,7 +97,7 @@ def test_roles_that_are_not_a_list_of_names_grant_nothing(
 def test_claims_with_given_values(
     app: FastAPI, login_as: Callable[..., TestClient], verified: bool | None, status: int
 ) -> None:
-    add_route(app, "/billing", require_claims(email_verified=True))
+    add_session_route(app, "/billing", require_claims(email_verified=True))
 
     client = login_as("bob", email_verified=verified)
 
@@ -117,7 +105,7 @@ def test_claims_with_given_values(
 
 
 def test_any_predicate_of_the_session(app: FastAPI, client: TestClient) -> None:
-    add_route(
+    add_session_route(
         app, "/corp", require(lambda session: session.user["email"].endswith("@corp.example"))
     )
 

@@ -3,30 +3,27 @@
 
 import time
 from collections.abc import Callable
-from typing import Annotated
 
 import httpx2
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.auth import Session, require_acr, require_recent_login
+from app.auth import require_acr, require_recent_login
 from app.auth.authorization import MULTI_FACTOR
 from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import install_session, log_in, make_session, query, start_login, stored_session
+from tests.helpers import (
+    add_session_route,
+    install_session,
+    log_in,
+    make_session,
+    query,
+    start_login,
+    stored_session,
+)
 
 HTML = {"Accept": "text/html"}
-
-
-def add_route(app: FastAPI, path: str, dependency: Callable[..., object]) -> None:
-    router = APIRouter()
-
-    @router.get(path)
-    async def route(session: Annotated[Session, Depends(dependency)]) -> dict[str, str]:
-        return {"sub": session.sub}
-
-    app.include_router(router)
 
 
 def finish(
@@ -94,7 +91,7 @@ def test_an_invitation_link_logs_into_its_organization(
 
 
 def test_an_old_login_is_sent_to_log_in_again(app: FastAPI, client: TestClient) -> None:
-    add_route(app, "/payouts", require_recent_login(300))
+    add_session_route(app, "/payouts", require_recent_login(300))
     install_session(client, make_session(auth_time=int(time.time()) - 3600))
 
     response = client.get("/payouts", headers=HTML)
@@ -104,7 +101,7 @@ def test_an_old_login_is_sent_to_log_in_again(app: FastAPI, client: TestClient) 
 
 
 def test_a_recent_login_passes(app: FastAPI, client: TestClient) -> None:
-    add_route(app, "/payouts", require_recent_login(300))
+    add_session_route(app, "/payouts", require_recent_login(300))
     install_session(client, make_session(auth_time=int(time.time()) - 60))
 
     assert client.get("/payouts").status_code == 200
@@ -113,7 +110,7 @@ def test_a_recent_login_passes(app: FastAPI, client: TestClient) -> None:
 def test_logging_in_again_records_when(
     app: FastAPI, client: TestClient, provider: FakeProvider
 ) -> None:
-    add_route(app, "/payouts", require_recent_login(300))
+    add_session_route(app, "/payouts", require_recent_login(300))
     install_session(client, make_session(auth_time=int(time.time()) - 3600))
     login = client.get(client.get("/payouts", headers=HTML).headers["location"])
     assert query(login.headers["location"])["max_age"] == "300"
@@ -158,7 +155,7 @@ def test_max_age_that_is_not_a_number_is_not_sent(client: TestClient) -> None:
 def test_a_page_that_needs_a_second_factor(
     app: FastAPI, client: TestClient, provider: FakeProvider
 ) -> None:
-    add_route(app, "/vault", require_acr(MULTI_FACTOR))
+    add_session_route(app, "/vault", require_acr(MULTI_FACTOR))
     assert log_in(client, provider).status_code == 303
     assert stored_session(client).acr is None  # type: ignore[union-attr]
 

@@ -47,7 +47,7 @@ ANSWERS: dict[str, str] = {
 SERVER_STORES = ("redis", "sql-postgres", "sql-sqlite")
 
 # Settings of the generated app that must not leak in from the shell running the benchmark.
-APP_SETTING_PREFIXES = ("AUTH0_", "APP_", "SESSION_", "REDIS_", "DATABASE_")
+APP_SETTING_PREFIXES = ("AUTH0_", "AUTH_", "API_", "APP_", "SESSION_", "REDIS_", "DATABASE_")
 
 
 def chosen_stores(choice: str, available: tuple[str, ...]) -> list[str]:

@@ -19,6 +19,7 @@ import httpx
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from pydantic import SecretStr
 
+from app.auth.bodies import read_at_most
 from app.auth.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from app.auth.tokens import SIGNING_ALGORITHMS, UnknownSigningKey
 
@@ -250,11 +251,9 @@ class Provider:
                 declared = response.headers.get("content-length", "0")
                 if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                     raise ProviderError("The login service's response is too large.")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_RESPONSE_BYTES:
-                        raise ProviderError("The login service's response is too large.")
+                body = await read_at_most(response.aiter_bytes(), MAX_RESPONSE_BYTES)
+                if body is None:
+                    raise ProviderError("The login service's response is too large.")
         except httpx.TimeoutException:
             raise ProviderTimeout(
                 "The login service did not answer in time. Please try again."
@@ -263,7 +262,7 @@ class Provider:
             raise ProviderUnavailable(
                 "The login service cannot be reached right now. Please try again shortly."
             ) from None
-        return response.status_code, bytes(body)
+        return response.status_code, body
 
 
 class OAuthError(ProviderError):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from app.auth import policy
+from app.auth.bodies import read_at_most
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.core import Auth
 from app.auth.deps import AuthDep, get_session
@@ -183,11 +184,9 @@ async def _logout_token(request: Request) -> str:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("Send the logout token as application/x-www-form-urlencoded.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_LOGOUT_BODY:
-            raise InvalidRequest("The request body is too large.")
+    body = await read_at_most(request.stream(), MAX_LOGOUT_BODY)
+    if body is None:
+        raise InvalidRequest("The request body is too large.")
     try:
         fields = parse_qs(body.decode(), max_num_fields=20, strict_parsing=bool(body))
     except ValueError:
