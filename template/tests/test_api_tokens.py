@@ -8,14 +8,16 @@ import secrets
 import time
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
+from fastapi import APIRouter, Depends
 from fastapi.testclient import TestClient
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey
 
+from app.auth import Caller, require_session_or_token
 from devserver.provider import FakeProvider
 from tests.helpers import APP_URL, claims_of, log_in, unsigned_token
 
@@ -355,3 +357,24 @@ def test_a_proof_is_required(api: TestClient, provider: FakeProvider, dpop: DPoP
 
     assert response.status_code == 401
     assert challenge(response).startswith("DPoP ")
+
+
+def test_a_session_may_not_change_things_from_another_site(
+    api: TestClient, provider: FakeProvider
+) -> None:
+    router = APIRouter()
+
+    @router.post("/api/orders")
+    async def place_order(caller: Annotated[Caller, Depends(require_session_or_token())]) -> None:
+        return None
+
+    api.app.include_router(router)  # type: ignore[attr-defined]
+    assert log_in(api, provider).status_code == 303
+
+    assert api.post(ORDERS, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert api.post(ORDERS, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    token = provider.access_token(audience=AUDIENCE)  # tokens are not sent by browsers on their own
+    assert (
+        api.post(ORDERS, headers={**bearer(token), "Sec-Fetch-Site": "cross-site"}).status_code
+        == 200
+    )
