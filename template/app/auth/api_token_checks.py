@@ -3,12 +3,11 @@
 Template-owned protocol code. `ApiTokens.check` reads the `Authorization` header (Bearer,
 RFC 6750; or DPoP, RFC 9449), validates the token (`tokens.validate_access_token`) and,
 for a key-bound token, its proof (`dpop.py`, each proof accepted once). Good tokens are
-remembered by their SHA-256 until they expire (up to CACHE_SIZE), so a client's repeated
-calls cost no signature check. Refusals are `ApiTokenError`s, answered with RFC 6750's
-`WWW-Authenticate` challenges and JSON bodies.
+remembered, by the header that carried them, until they expire (up to CACHE_SIZE), so a
+client's repeated calls cost no signature check. Refusals are `ApiTokenError`s, answered
+with RFC 6750's `WWW-Authenticate` challenges and JSON bodies.
 """
 
-import hashlib
 import logging
 import re
 import time
@@ -100,21 +99,22 @@ class ApiTokens:
         self._audience = audience
         self._types = tuple(kind.lower() for kind in types)
         self._base_url = base_url
+        # Tokens checked before, by the `Authorization` header that carried them.
         self._checked: OrderedDict[bytes, ApiToken] = OrderedDict()
 
     async def check(self, request: Request) -> ApiToken:
         """The request's access token, checked; `ApiTokenError` if there is none valid."""
-        scheme, token = _credentials(request)
-        digest = hashlib.sha256(token.encode()).digest()
-        api_token = self._checked.get(digest)
+        header = _authorization(request)
+        scheme, token = _credentials(header)
+        api_token = self._checked.get(header)
         now = time.time()
         if api_token is None or api_token.expires_at + CLOCK_LEEWAY <= now:
-            api_token = await self._validate(token, digest, now=int(now))
+            api_token = await self._validate(token, header, now=int(now))
         if api_token.jkt is not None or scheme == "dpop":
             await self._check_proof(request, scheme, token, api_token)
         return api_token
 
-    async def _validate(self, token: str, digest: bytes, *, now: int) -> ApiToken:
+    async def _validate(self, token: str, header: bytes, *, now: int) -> ApiToken:
         if self._audience is None:
             logger.warning("auth.api_token_refused: set API_AUDIENCE to accept API tokens")
             raise ApiTokenError(401, "invalid_token", "This app takes no API tokens.")
@@ -138,7 +138,7 @@ class ApiTokens:
             expires_at=float(claims["exp"]),
             jkt=jkt if isinstance(jkt, str) else None,
         )
-        self._checked[digest] = api_token
+        self._checked[header] = api_token
         if len(self._checked) > CACHE_SIZE:
             self._checked.popitem(last=False)
         return api_token
@@ -171,14 +171,19 @@ class ApiTokens:
             )
 
 
-def _credentials(request: Request) -> tuple[str, str]:
-    """The scheme (lower case) and token of the request's `Authorization` header."""
-    headers = request.headers.getlist("authorization")
+def _authorization(request: Request) -> bytes:
+    """The request's one `Authorization` header, as sent (ASGI names are lower case)."""
+    headers = [value for name, value in request.scope["headers"] if name == b"authorization"]
     if not headers:
         raise ApiTokenError(401, None, "Send an access token (Authorization: Bearer ...).")
     if len(headers) > 1 or len(headers[0]) > MAX_AUTHORIZATION_LENGTH:
         raise ApiTokenError(400, "invalid_request", "Send one Authorization header.")
-    scheme, _, token = headers[0].partition(" ")
+    return bytes(headers[0])
+
+
+def _credentials(header: bytes) -> tuple[str, str]:
+    """The scheme (lower case) and token of an `Authorization` header."""
+    scheme, _, token = header.decode("latin-1").partition(" ")
     scheme, token = scheme.lower(), token.strip()
     if scheme not in ("bearer", "dpop"):
         raise ApiTokenError(401, None, "Send the access token with the Bearer scheme.")

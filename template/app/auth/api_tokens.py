@@ -17,7 +17,7 @@ together. A token bound to a key (`cnf.jkt`) must come with the `DPoP` scheme an
 Errors follow RFC 6750 §3 (and RFC 9449 §7.1): 401 with `WWW-Authenticate` naming the
 problem (`invalid_token`; no error code when the request had no token), 403
 `insufficient_scope`, 400 `invalid_request`, with JSON bodies; never a login redirect.
-Checked tokens are remembered by their hash until they expire (up to 10,000), so a
+Checked tokens are remembered until they expire (up to 10,000), so a
 client's repeated calls cost no signature check.
 
 `require_session_or_token` lets one route serve the app's own pages (session cookie)
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from app.auth import policy
 from app.auth.api_token_checks import ApiToken, ApiTokenError
@@ -38,11 +39,11 @@ from app.auth.deps import SessionCookie, get_session, require_same_origin
 from app.auth.errors import Forbidden
 from app.auth.sessions import Session
 
-# For the OpenAPI schema (/docs): which routes take which credentials.
-bearer_scheme = HTTPBearer(
-    bearerFormat="JWT", auto_error=False, description="An access token for this app's API."
-)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+BEARER = "HTTPBearer"  # the scheme's name in the OpenAPI schema
+BEARER_MODEL = HTTPBearerModel(
+    bearerFormat="JWT", description="An access token for this app's API."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,29 +58,45 @@ class Caller:
         return self.session.sub if self.session else self.token.sub if self.token else ""
 
 
-async def get_api_token(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> ApiToken:
-    """The request's checked access token (401 without one)."""
-    return await get_auth(request).api_tokens.check(request)
+class BearerScheme(SecurityBase):
+    """Names `Authorization: Bearer` in the OpenAPI schema (/docs) of routes that may take a
+    token; reads nothing (`ApiTokens.check` does, for DPoP tokens too)."""
+
+    def __init__(self) -> None:
+        self.model, self.scheme_name = BEARER_MODEL, BEARER
+
+    async def __call__(self) -> None:
+        return None
 
 
-def require_scopes(*scopes: str) -> Callable[..., Awaitable[ApiToken]]:
+class ScopedToken(SecurityBase):
+    """The dependency `require_scopes` makes: the request's checked access token, if it
+    grants `scopes`. A security scheme itself, so that /docs shows the bearer scheme on
+    its routes at the cost of one dependency (FastAPI's cost grows with each)."""
+
+    def __init__(self, scopes: frozenset[str]) -> None:
+        self.model, self.scheme_name = BEARER_MODEL, BEARER
+        self.scopes = scopes
+
+    async def __call__(self, request: Request) -> ApiToken:
+        return _granting(await get_auth(request).api_tokens.check(request), self.scopes)
+
+
+def require_scopes(*scopes: str) -> ScopedToken:
     """A token that grants every one of these scopes (or Auth0 permissions); 403 if not."""
+    return ScopedToken(frozenset(scopes))
 
-    async def scoped_token(token: Annotated[ApiToken, Depends(get_api_token)]) -> ApiToken:
-        if not set(scopes) <= token.scopes:
-            raise ApiTokenError(
-                403,
-                "insufficient_scope",
-                "The access token does not grant what this route needs.",
-                scope=" ".join(scopes),
-                dpop=token.jkt is not None,
-            )
-        return token
 
-    return scoped_token
+def _granting(token: ApiToken, scopes: frozenset[str]) -> ApiToken:
+    if not scopes <= token.scopes:
+        raise ApiTokenError(
+            403,
+            "insufficient_scope",
+            "The access token does not grant what this route needs.",
+            scope=" ".join(sorted(scopes)),
+            dpop=token.jkt is not None,
+        )
+    return token
 
 
 def require_session_or_token(*scopes: str) -> Callable[..., Awaitable[Caller]]:
@@ -87,15 +104,13 @@ def require_session_or_token(*scopes: str) -> Callable[..., Awaitable[Caller]]:
     `Authorization` header must carry a token with `scopes`; one without, a session
     (then `scopes` are not asked: sessions are the app's own users). Anonymous requests
     get 401 as an API would, never a login redirect."""
-    token_dependency = require_scopes(*scopes)
+    wanted = frozenset(scopes)
 
     async def caller(
-        request: Request,
-        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-        _cookie: SessionCookie,
+        request: Request, _bearer: Annotated[None, Security(BearerScheme())], _cookie: SessionCookie
     ) -> Caller:
         if "authorization" in request.headers:
-            token = await token_dependency(await get_auth(request).api_tokens.check(request))
+            token = _granting(await get_auth(request).api_tokens.check(request), wanted)
             return Caller(session=None, token=token)
         session = await get_session(request)
         if session is None:
@@ -109,4 +124,5 @@ def require_session_or_token(*scopes: str) -> Callable[..., Awaitable[Caller]]:
     return caller
 
 
-CurrentApiToken = Annotated[ApiToken, Depends(get_api_token)]
+# Any valid token, whatever it grants.
+CurrentApiToken = Annotated[ApiToken, Depends(require_scopes())]
