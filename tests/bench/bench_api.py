@@ -8,6 +8,8 @@ the same process in alternating rounds with `wrk`, sending the same `Authorizati
 - `/bench/api`: `require_scopes("read:orders")`, as `app/api.py` does: the token is read
   from the header, validated (or found among the tokens checked before), its scope checked.
 - `/bench/api-baseline`: the same JSON, without looking at the header.
+- `/bench/api-noop`: the same JSON behind a dependency that does nothing: what FastAPI's
+  dependency machinery costs by itself (any `Depends`, whatever it checks).
 
 `--tokens 1` (the default) is one client calling again and again (its token is checked once,
 then found by its hash); `--tokens N` rotates N distinct tokens: past the cache's 10,000
@@ -46,7 +48,7 @@ import os
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from app.auth import ApiToken, require_scopes
 from devserver.provider import FakeProvider
@@ -71,6 +73,15 @@ bench = APIRouter(prefix="/bench")
 
 @bench.get("/api-baseline")
 async def api_baseline() -> list[dict[str, str]]:
+    return BODY
+
+
+async def nothing(request: Request) -> None:
+    return None
+
+
+@bench.get("/api-noop")
+async def api_noop(_: Annotated[None, Depends(nothing)]) -> list[dict[str, str]]:
     return BODY
 
 
@@ -110,7 +121,7 @@ def measure(
          "--port", str(port), "--no-access-log", "--log-level", "warning"],
         cwd=project.path, env=app_environment(settings),
     )  # fmt: skip
-    runs: dict[str, list[Run]] = {"baseline": [], "api": []}
+    runs: dict[str, list[Run]] = {"baseline": [], "api": [], "noop": []}
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as client:
@@ -131,12 +142,16 @@ def measure(
             (workdir / "tokens.txt").write_text("\n".join(tokens) + "\n")
             (workdir / "rotate.lua").write_text(ROTATE_TOKENS % (workdir / "tokens.txt"))
             wrk.options = ["-s", str(workdir / "rotate.lua")]
-        routes = {"baseline": f"{base}/bench/api-baseline", "api": f"{base}/bench/api"}
+        routes = {
+            "baseline": f"{base}/bench/api-baseline",
+            "api": f"{base}/bench/api",
+            "noop": f"{base}/bench/api-noop",
+        }
         wrk(routes["api"], 2)  # warm-up: keys fetched, tokens checked once
         wrk(routes["baseline"], 1)
         for round_number in range(args.rounds):
             order = ["baseline", "api"] if round_number % 2 == 0 else ["api", "baseline"]
-            for route in order:
+            for route in [*order, "noop"]:
                 run = wrk(routes[route], args.seconds)
                 runs[route].append(run)
                 print(f"[bench] {route:<9} {run.requests_per_second:8.0f} req/s "
@@ -168,6 +183,10 @@ def main() -> None:
     pairs = list(zip(runs["api"], runs["baseline"], strict=True))
     ratio = statistics.median(a.requests_per_second / b.requests_per_second for a, b in pairs)
     cpu = statistics.median(b.cpu_us_per_request / a.cpu_us_per_request for a, b in pairs)
+    noop_pairs = zip(runs["api"], runs["noop"], strict=True)
+    vs_noop = statistics.median(
+        a.requests_per_second / n.requests_per_second for a, n in noop_pairs
+    )
     print(json.dumps({"template": rendered, "tokens": args.tokens}))
     print(
         f"\n{rendered}; {args.tokens} token(s), {args.rounds} rounds x {args.seconds} s, "
@@ -175,7 +194,7 @@ def main() -> None:
         f"baseline {statistics.median(r.requests_per_second for r in runs['baseline']):.0f} req/s, "
         f"api {statistics.median(r.requests_per_second for r in runs['api']):.0f} req/s, "
         f"ratio {ratio:.3f} (target >= {TARGET}: {'ok' if ratio >= TARGET else 'MISSED'}), "
-        f"CPU ratio {cpu:.3f}"
+        f"CPU ratio {cpu:.3f}; vs the same route with a no-op dependency {vs_noop:.3f}"
     )
 
 
