@@ -658,3 +658,21 @@ def test_the_refreshed_session_is_kept_by_later_changes(
     assert after is not None and rotated is not None
     assert after.refresh_token == rotated.refresh_token  # never an older, spent one
     assert client.get("/accounts").status_code == 200  # which the provider still takes
+
+
+def test_a_connect_link_on_another_site_asks_first(
+    logged_in: TestClient, provider: ConnectedAccountsProvider
+) -> None:
+    page = logged_in.get(
+        CONNECT, params={"connection": GOOGLE}, headers={"Referer": "https://evil.example/"}
+    )
+
+    assert page.status_code == 200 and f"Connect your account at {GOOGLE}?" in page.text
+    assert provider.connect_requests == []
+    assert logged_in.post(CONNECT, params={"connection": GOOGLE}).status_code == 303
+    assert (
+        logged_in.post(
+            CONNECT, params={"connection": GOOGLE}, headers={"Sec-Fetch-Site": "cross-site"}
+        ).status_code
+        == 403
+    )

@@ -347,3 +347,18 @@ def test_error_pages_for_browsers_are_html(
     assert page.status_code == 400
     assert page.headers["content-type"].startswith("text/html")
     assert "login_failed" in page.text
+
+
+@pytest.mark.parametrize("route", [CONNECT, UNCONNECT])
+def test_a_link_on_another_site_asks_first(
+    logged_in: TestClient, provider: LinkingProvider, route: str
+) -> None:
+    provider.requests.clear()
+    headers = {"Sec-Fetch-Site": "cross-site"}
+
+    page = logged_in.get(route, params={"connection": GOOGLE}, headers=headers)
+
+    assert page.status_code == 200 and f"your account at {GOOGLE}?" in page.text
+    assert provider.requests == []  # nothing started at the provider
+    confirmed = logged_in.post(f"{route}?connection={GOOGLE}", headers={"Origin": APP_URL})
+    assert confirmed.status_code == 303 and confirmed.headers["location"].startswith(ISSUER)

@@ -36,7 +36,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth.callback import AuthorizationResponse, finishes
 from app.auth.connections import connection_name
 from app.auth.core import Auth, get_auth
-from app.auth.deps import AuthDep, get_session, require_session
+from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_session
 from app.auth.errors import AuthError, InvalidRequest, LoginFailed, NotAuthenticated, ProviderError
 from app.auth.my_account import (
     CONNECT_SCOPE,
@@ -84,7 +84,13 @@ class AccountNotConnected(AuthError):
         self.connection = connection
 
 
-@router.get("/connect", response_class=RedirectResponse, status_code=303, include_in_schema=False)
+@router.api_route(
+    "/connect",
+    methods=["GET", "POST"],
+    response_class=RedirectResponse,
+    status_code=303,
+    include_in_schema=False,
+)
 async def connect(
     request: Request,
     auth: AuthDep,
@@ -95,6 +101,9 @@ async def connect(
     """Connect the logged-in user's account at `connection`: redirect to its consent screen."""
     name = connection_name(connection)
     asked = _checked_scopes(scopes or [])
+    question = f"Connect your account at {name}?"
+    if page := confirm_if_cross_site(request, question=question, button="Connect"):
+        return page
     session = await require_session(request)
     api = MyAccountApi(auth.provider)
     token = await auth.tokens.access_token(
@@ -171,7 +180,7 @@ async def delete_connected_account(request: Request, account_id: str) -> None:
     """Disconnect one of the user's accounts; its tokens are removed from Auth0's Token Vault."""
     api, token = await _my_account(request, DELETE_SCOPE)
     await api.delete_account(token, account_id)
-    logger.info("auth.disconnected account=%s", account_id)
+    logger.info("auth.disconnected account=%r", account_id)
 
     # The account's connection is not known here: forget every kept connection token.
     def without_connection_tokens(current: Session) -> Session:

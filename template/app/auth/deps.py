@@ -5,8 +5,10 @@ async def orders(user: CurrentUser) -> list[Order]: ...
 """
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Security
+from fastapi.responses import Response
 from fastapi.security import APIKeyCookie
 
 from app.auth import policy
@@ -14,6 +16,7 @@ from app.auth.core import Auth, get_auth
 from app.auth.errors import CrossSiteRequest, Forbidden, NotAuthenticated
 from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import Session
+from app.templating import templates
 
 # Names the session cookie in the OpenAPI schema (/docs) of the routes that need one.
 session_scheme = APIKeyCookie(
@@ -43,19 +46,50 @@ async def require_session(request: Request) -> Session:
     return session
 
 
-def require_same_origin(request: Request) -> None:
-    """Refuse a state-changing request that a browser sent on behalf of another site.
+def sent_by_this_app(request: Request, *, navigation: bool = False) -> bool:
+    """Whether a browser sent this request from one of this app's pages.
 
-    Browsers say where a request comes from (`Sec-Fetch-Site`, or else `Origin`); a
-    request with neither comes from no browser page at all, so no other site sent it.
+    Browsers say where a request comes from (`Sec-Fetch-Site`, or else `Origin`, or for a
+    navigation `Referer`); a request with none of them comes from no web page at all (curl,
+    your scripts), so no other site sent it. A `navigation` (a GET that opens a page) may
+    also come from the address bar or a bookmark (`Sec-Fetch-Site: none`).
     """
     site = request.headers.get("sec-fetch-site")
     if site is not None:
-        if site != "same-origin":
-            raise CrossSiteRequest()
-        return
+        return site == "same-origin" or (navigation and site == "none")
+    app_origin = get_auth(request).settings.app_base_url.lower()
     origin = request.headers.get("origin")
-    if origin is not None and origin.lower() != get_auth(request).settings.app_base_url.lower():
+    if origin is not None:
+        return origin.lower() == app_origin
+    referer = request.headers.get("referer") if navigation else None
+    if referer is not None:
+        parts = urlsplit(referer)
+        return f"{parts.scheme}://{parts.netloc}".lower() == app_origin
+    return True
+
+
+def confirm_if_cross_site(request: Request, *, question: str, button: str) -> Response | None:
+    """For a route that changes state on GET (it starts at a link) and POST: None when one of
+    this app's pages sent the request. A GET from another site's page (a link, a redirect)
+    gets a page that asks `question`, with a `button` that POSTs to the same URL; any other
+    request from another site is refused (403)."""
+    if request.method != "GET":
+        require_same_origin(request)
+        return None
+    if sent_by_this_app(request, navigation=True):
+        return None
+    path = str(request.scope["path"])
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    action = f"{path}?{query}" if query else path
+    context = {"question": question, "button": button, "action": action}
+    return templates.TemplateResponse(
+        request, "confirm.html", context, headers={"Cache-Control": "no-store"}
+    )
+
+
+def require_same_origin(request: Request) -> None:
+    """Refuse a state-changing request that a browser sent on behalf of another site."""
+    if not sent_by_this_app(request):
         raise CrossSiteRequest()
 
 

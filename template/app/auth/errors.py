@@ -18,7 +18,8 @@
     └── StoreUnavailable        503: the session store could not be reached
 
 Messages are written for the person who sees the error page; they never contain
-tokens, codes or secrets. Templates and JSON encoding escape whatever they quote.
+tokens, codes or secrets. Logs quote (`%r`) what came with a request, so that no request
+can write a line of its own into them. Templates and JSON encoding escape whatever they quote.
 """
 
 import logging
@@ -161,9 +162,9 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
         return RedirectResponse(login_url(exc.login_redirect, exc.login_params), status_code=303)
     if exc.status_code >= 500:
-        logger.warning("auth.error code=%s path=%s: %s", exc.code, _path(request), exc.message)
+        logger.warning("auth.error code=%s path=%r: %r", exc.code, _path(request), exc.message)
     else:
-        logger.info("auth.error code=%s path=%s", exc.code, _path(request))
+        logger.info("auth.error code=%s path=%r", exc.code, _path(request))
 
     headers = {"Cache-Control": "no-store"}
     if wants_html(request):

@@ -26,7 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.connections import connection_name
 from app.auth.core import Auth
-from app.auth.deps import AuthDep, get_session, require_session
+from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_session
 from app.auth.errors import InvalidRequest, NotAuthenticated
 from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code
 from app.auth.sessions import Session
@@ -50,7 +50,13 @@ ConnectionScope = Annotated[
 ]
 
 
-@router.get("/connect", response_class=RedirectResponse, status_code=303, include_in_schema=False)
+@router.api_route(
+    "/connect",
+    methods=["GET", "POST"],
+    response_class=RedirectResponse,
+    status_code=303,
+    include_in_schema=False,
+)
 async def connect(
     request: Request,
     auth: AuthDep,
@@ -75,7 +81,13 @@ async def connect_callback(request: Request, auth: AuthDep) -> Response:
     return await complete_transaction(request, auth)
 
 
-@router.get("/unconnect", response_class=RedirectResponse, status_code=303, include_in_schema=False)
+@router.api_route(
+    "/unconnect",
+    methods=["GET", "POST"],
+    response_class=RedirectResponse,
+    status_code=303,
+    include_in_schema=False,
+)
 async def unconnect(
     request: Request, auth: AuthDep, connection: Param = None, return_to: ReturnTo = None
 ) -> Response:
@@ -100,6 +112,10 @@ async def _start(
     extra: dict[str, str],
 ) -> Response:
     name = connection_name(connection)
+    verb = "Link" if kind == LINK else "Unlink"
+    question = f"{verb} your account at {name}?"
+    if page := confirm_if_cross_site(request, question=question, button=verb):
+        return page
     session = await require_session(request)
     metadata = await auth.provider.metadata()
     transaction = LoginTransaction.start(safe_return_to(return_to), kind=kind)

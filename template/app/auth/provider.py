@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from app.auth.bodies import read_at_most
 from app.auth.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from app.auth.tokens import SIGNING_ALGORITHMS, UnknownSigningKey
+from app.auth.urls import is_loopback
 
 METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched again
 JWKS_TTL = 3600
@@ -134,10 +135,17 @@ def _str_list(value: Any) -> list[str]:
 
 
 def _endpoint(document: dict[str, Any], name: str) -> str:
+    """An endpoint of the document: https, or http only when the issuer itself is an http
+    URL of this machine (a development provider). Secrets, codes and tokens never travel
+    to an endpoint in the clear because a discovery document says so."""
     value = document.get(name)
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
         raise ProviderError(f"The login service's discovery document has no valid {name}.")
+    issuer = urlsplit(str(document.get("issuer", "")))
+    local_issuer = issuer.scheme == "http" and is_loopback(issuer.hostname or "")
+    if parts.scheme == "http" and not local_issuer:
+        raise ProviderError(f"The login service's {name} is not an https:// URL.")
     return str(value)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
@@ -14,7 +14,7 @@ from app.auth import policy
 from app.auth.bodies import read_at_most
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.core import Auth
-from app.auth.deps import AuthDep, get_session
+from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_same_origin
 from app.auth.errors import (
     AuthError,
     InvalidRequest,
@@ -43,6 +43,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 MAX_LOGIN_PARAM_LENGTH = 512
 MAX_LOGOUT_BODY = 64 * 1024
 
+SameOrigin = Depends(require_same_origin)
 ReturnTo = Annotated[str | None, Query(alias="returnTo", description="App path to return to")]
 Param = Annotated[str | None, Query()]
 
@@ -101,7 +102,7 @@ async def finish_login(
     answer.check_issuer(metadata)
     if transaction.prompt == "none" and answer.error in SILENT_LOGIN_ERRORS:
         # A silent login found no session at the provider: carry on without one.
-        logger.info("auth.silent_login_declined error=%s", answer.error)
+        logger.info("auth.silent_login_declined error=%r", answer.error)
         return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
     code = authorization_code(metadata, answer)
     tokens, claims = await auth.client.exchange_code(
@@ -132,9 +133,22 @@ def provider_session_end(claims: Mapping[str, Any]) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
-@router.get("/logout", response_class=RedirectResponse, status_code=303, include_in_schema=False)
+@router.api_route(
+    "/logout",
+    methods=["GET", "POST"],
+    response_class=RedirectResponse,
+    status_code=303,
+    include_in_schema=False,
+)
 async def logout(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
-    """End the session here, then at the provider, then come back to `returnTo`."""
+    """End the session here, then at the provider, then come back to `returnTo`. A link on
+    another site's page gets a page that asks first (its button POSTs here)."""
+    if page := confirm_if_cross_site(request, question="Log out?", button="Log out"):
+        return page
+    return await _log_out(request, auth, return_to)
+
+
+async def _log_out(request: Request, auth: Auth, return_to: str | None) -> Response:
     session = await auth.sessions.end(request)  # never fails: the cookie goes in any case
     return_url = auth.settings.app_base_url + safe_return_to(return_to)
     try:
@@ -160,7 +174,7 @@ async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
         token = await _logout_token(request)
         logout = await auth.client.validate_logout_token(token)
     except (InvalidRequest, InvalidToken) as exc:
-        logger.warning("auth.backchannel_logout rejected: %s", exc.message)
+        logger.warning("auth.backchannel_logout rejected: %r", exc.message)
         error = "invalid_request" if exc.status_code == 400 else exc.code
         body = {"error": error, "error_description": exc.message}
         return JSONResponse(body, status_code=exc.status_code, headers=NO_STORE)

@@ -12,13 +12,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.core import get_auth
-from app.auth.deps import CurrentSession, require_same_origin
+from app.auth.deps import CurrentSession
 from app.auth.errors import NotFound
-from app.auth.routes import NO_STORE, ReturnTo
+from app.auth.routes import NO_STORE, ReturnTo, SameOrigin
 from app.auth.sessions import Session
 from app.auth.urls import AUTH_PREFIX, safe_return_to
 
@@ -26,7 +26,6 @@ LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what `Session.start` makes, and
 
 
 router = APIRouter(prefix=f"{AUTH_PREFIX}/sessions", tags=["auth"])
-SameOrigin = Depends(require_same_origin)
 
 
 @router.get("")

@@ -9,7 +9,6 @@ Template-owned: add your app's settings to `app/config.py`, which extends these.
 
 import warnings
 from functools import cached_property
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import SplitResult, urlsplit
@@ -27,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.auth.provider import ProviderConfig
-from app.auth.urls import CALLBACK_PATH
+from app.auth.urls import CALLBACK_PATH, is_loopback
 from app.auth.variant import OFFLINE_ACCESS_NEEDED_BY, StoreSettings
 
 MIN_SECRET_LENGTH = 32
@@ -293,18 +292,9 @@ def _check_url(value: str, malformed: str) -> SplitResult:
         raise ValueError(malformed)
     if parts.username or parts.password:
         raise ValueError("must not contain credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError("must use https:// (http:// is only for localhost)")
     return parts
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ConfigurationError(SystemExit):

@@ -5,6 +5,7 @@ here (and in the provider's allowed callback and logout URLs) to move them.
 """
 
 from collections.abc import Mapping
+from ipaddress import ip_address
 from urllib.parse import unquote, urlencode, urlsplit
 
 AUTH_PREFIX = "/auth"
@@ -38,6 +39,16 @@ def login_url(return_to: str, params: Mapping[str, str] | None = None) -> str:
     target = safe_return_to(return_to)
     query = {**(params or {}), **({"returnTo": target} if target != "/" else {})}
     return f"{LOGIN_PATH}?{urlencode(query)}" if query else LOGIN_PATH
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine (where plain http:// is acceptable)."""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _unsafe(path: str) -> bool:
