@@ -50,7 +50,7 @@ class Route:
 KNOWN = [
     Route("GET", "/auth/login", frozenset({303})),
     Route("GET", "/auth/callback", frozenset({400})),
-    Route("GET", "/auth/logout", frozenset({303})),
+    Route("GET", "/auth/logout", frozenset({200, 303})),  # 200: "Log out?" for other sites
     Route("GET", "/auth/profile", frozenset({401})),
     Route("POST", "/auth/backchannel-logout", frozenset({400, 415})),
     Route("GET", "/auth/access-token", frozenset({401})),  # with access_token_route only
