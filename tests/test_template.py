@@ -228,3 +228,15 @@ def test_the_dockerfile_passes_hadolint(default_project: Project) -> None:
         "SECRET" not in dockerfile
         and ".env" in (default_project.path / ".dockerignore").read_text()
     )
+
+
+def test_the_production_image_trusts_no_forwarded_headers_and_has_no_dev_provider(
+    default_project: Project,
+) -> None:
+    dockerfile = (default_project.path / "Dockerfile").read_text()
+    pyproject = (default_project.path / "pyproject.toml").read_text()
+
+    assert "forwarded-allow-ips" not in dockerfile and '"*"' not in dockerfile
+    assert "ENV FORWARDED_ALLOW_IPS=127.0.0.1" in dockerfile
+    assert "devserver" not in dockerfile
+    assert re.search(r'^packages = \["app"\]', pyproject, re.M)  # the wheel holds app/ only

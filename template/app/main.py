@@ -13,11 +13,16 @@ def create_app(
     settings: Settings | None = None, *, provider_transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     """Build the app. Tests pass their own settings and an in-process provider transport."""
-    auth = Auth.from_settings(settings or get_settings(), transport=provider_transport)
+    settings = settings or get_settings()
+    auth = Auth.from_settings(settings, transport=provider_transport)
+    docs = settings.docs_enabled  # in development, or when OPENAPI_DOCS=true
     app = FastAPI(
         title=PROJECT_NAME,
         lifespan=auth.lifespan,
         redirect_slashes=False,  # its redirects would be built from the request's Host header
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     install_auth(app, auth)
     app.include_router(pages.router)

@@ -30,12 +30,15 @@ def ensure_env_file(path: Path = Path(".env"), example: Path = Path(".env.exampl
             for line in template.splitlines(keepends=True)
             if not line.startswith("SESSION_SECRET=")
         ]
-        path.write_text("".join(lines) + secret_line)
+        # Readable by its owner only, from the first byte: it holds secrets.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as env:
+            env.write("".join(lines) + secret_line)
         print(f"Created {path} with a random SESSION_SECRET.")
     elif not any(
         line.startswith("SESSION_SECRET=") and line.strip() != "SESSION_SECRET="
         for line in path.read_text().splitlines()
     ):
+        path.chmod(0o600)  # it is about to hold a secret
         with path.open("a") as env_file:
             env_file.write("\n" + secret_line)
         print(f"Added a random SESSION_SECRET to {path}.")

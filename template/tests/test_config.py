@@ -1,13 +1,16 @@
 """Settings: defaults, normalisation, and startup refusing bad configuration."""
 
+import secrets
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
 
 from app.auth.urls import CALLBACK_PATH
 from app.config import ConfigurationError, load_settings
+from app.main import create_app
 
 GOOD = {
     "AUTH0_DOMAIN": "tenant.us.auth0.com",
@@ -76,6 +79,8 @@ def test_several_secrets_rotate(env: pytest.MonkeyPatch) -> None:
         ("SESSION_SECRET", "too-short", "shorter than 32"),
         ("SESSION_SECRET", "change-me-change-me-change-me-change-me", "placeholder"),
         ("SESSION_SECRET", "a" * 40, "placeholder"),
+        ("SESSION_SECRET", "Qx7Lm2Vz" * 5, "predictable"),  # a pattern
+        ("SESSION_SECRET", "abcdefghhgfedcba" * 2, "predictable"),  # 8 letters, 32 of them
         ("SESSION_SECRET", "", "empty"),
         ("AUTH0_DOMAIN", "http://tenant.us.auth0.com", "https"),
         ("AUTH0_DOMAIN", "ftp://tenant", "https"),
@@ -196,3 +201,37 @@ def test_client_authentication_problems_stop_startup(
     assert problem.startswith(f"  - {name}: ") and complaint in problem
     body = [line for line in pem.splitlines() if "-----" not in line]
     assert not any(line in message for line in body)  # keys never end up in logs
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [secrets.token_hex(16), secrets.token_urlsafe(32), secrets.token_urlsafe(48)],
+)
+def test_secrets_as_the_usual_commands_make_them_are_accepted(
+    env: pytest.MonkeyPatch, secret: str
+) -> None:
+    env.setenv("SESSION_SECRET", secret)
+
+    assert load_settings().session_secrets == [secret]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "setting", "served"),
+    [
+        ("http://127.0.0.1:8000", None, True),
+        ("https://app.example.com", None, False),
+        ("https://app.example.com", "true", True),
+        ("http://localhost:8000", "false", False),
+    ],
+)
+def test_api_docs_are_served_in_development_only_unless_asked(
+    env: pytest.MonkeyPatch, base_url: str, setting: str | None, served: bool
+) -> None:
+    env.setenv("APP_BASE_URL", base_url)
+    if setting is not None:
+        env.setenv("OPENAPI_DOCS", setting)
+
+    with TestClient(create_app(load_settings())) as client:
+        answers = [client.get(path).status_code for path in ("/docs", "/redoc", "/openapi.json")]
+
+    assert answers == ([200, 200, 200] if served else [404, 404, 404])

@@ -23,6 +23,7 @@ def test_first_run_creates_env_with_a_random_secret(
 
     assert Path(".env").read_text() == first
     assert first.count("SESSION_SECRET=") == 1
+    assert Path(".env").stat().st_mode & 0o777 == 0o600  # it holds secrets
     assert len(load_settings().session_secrets[0]) >= 32
 
 
@@ -34,6 +35,7 @@ def test_an_existing_env_without_secret_gets_one(tmp_path: Path) -> None:
 
     assert env.read_text().startswith("AUTH0_DOMAIN=tenant.us.auth0.com\n")
     assert "SESSION_SECRET=" in env.read_text()
+    assert env.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_api_audience_defaults_to_the_apps_api(

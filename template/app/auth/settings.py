@@ -7,7 +7,9 @@ store's own settings are defined next to it (`StoreSettings` in `app/auth/stores
 Template-owned: add your app's settings to `app/config.py`, which extends these.
 """
 
+import math
 import warnings
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -30,6 +32,9 @@ from app.auth.urls import CALLBACK_PATH, is_loopback
 from app.auth.variant import OFFLINE_ACCESS_NEEDED_BY, StoreSettings
 
 MIN_SECRET_LENGTH = 32
+# What the characters of a secret say about its strength at most (their Shannon entropy
+# times its length): 32 random hex digits give about 120 bits, `token_urlsafe(48)` 350.
+MIN_SECRET_BITS = 100
 MIN_RSA_KEY_BITS = 2048
 # How client assertions are signed (RFC 7518): RS256 with an RSA key, by curve with an EC key.
 EC_KEY_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -95,6 +100,9 @@ class AuthSettings(StoreSettings, BaseSettings):
     session_inactivity_duration: int = Field(default=24 * 3600, gt=0)
     # Seconds after login after which a session ends, active or not.
     session_absolute_duration: int = Field(default=7 * 24 * 3600, gt=0)
+    # Serve /docs, /redoc and /openapi.json; unset: only in development (APP_BASE_URL is
+    # http:// on this machine).
+    openapi_docs: bool | None = None
 
     @field_validator("auth0_domain")
     @classmethod
@@ -184,6 +192,11 @@ class AuthSettings(StoreSettings, BaseSettings):
             lowered = secret.lower()
             if len(set(secret)) < 8 or any(marker in lowered for marker in PLACEHOLDER_MARKERS):
                 raise ValueError(f"secret #{number} looks like a placeholder, not a random value")
+            if _repeats(secret) or _entropy_bits(secret) < MIN_SECRET_BITS:
+                raise ValueError(
+                    f"secret #{number} is too predictable (a pattern, or too few different "
+                    "characters): python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
         return value
 
     @cached_property
@@ -212,6 +225,13 @@ class AuthSettings(StoreSettings, BaseSettings):
     def api_token_audience(self) -> str | None:
         """The audience bearer tokens must be for (None: the app takes no bearer tokens)."""
         return self.api_audience or self.auth0_audience
+
+    @cached_property
+    def docs_enabled(self) -> bool:
+        if self.openapi_docs is not None:
+            return self.openapi_docs
+        base = urlsplit(self.app_base_url)
+        return base.scheme == "http" and is_loopback(base.hostname or "")
 
     @cached_property
     def secure_cookies(self) -> bool:
@@ -271,6 +291,19 @@ def signing_algorithm(key: RSAKey | ECKey) -> str:
     if algorithm is None:
         raise ValueError("is an EC key on an unsupported curve (use P-256, P-384 or P-521)")
     return algorithm
+
+
+def _entropy_bits(secret: str) -> float:
+    counts = Counter(secret)
+    return -sum(n * math.log2(n / len(secret)) for n in counts.values())
+
+
+def _repeats(secret: str) -> bool:
+    """Whether the secret is a shorter string repeated (`abcdefgh` four times)."""
+    return any(
+        secret == (secret[:period] * (len(secret) // period + 1))[: len(secret)]
+        for period in range(1, len(secret) // 2 + 1)
+    )
 
 
 def _read_key_file(path: str) -> str:
