@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
 from app.auth.core import Auth
-from app.auth.session_cookie import SESSION_COOKIE, request_state
+from app.auth.session_cookie import SECURE_COOKIE_PREFIX, SESSION_COOKIE, request_state
 from app.auth.sessions import AccessToken, Session
 from app.auth.transactions import COOKIE_PREFIX
 from app.auth.urls import AUTH_PREFIX, LOGIN_PATH
@@ -54,7 +54,8 @@ def session_cookies(response: httpx2.Response) -> list[str]:
     return [
         line
         for line in response.headers.get_list("set-cookie")
-        if line.startswith(SESSION_COOKIE) and "Max-Age=0" not in line
+        if line.startswith((SESSION_COOKIE, SECURE_COOKIE_PREFIX + SESSION_COOKIE))
+        and "Max-Age=0" not in line
     ]
 
 

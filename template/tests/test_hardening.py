@@ -2,16 +2,18 @@
 what a request may write into the logs."""
 
 import logging
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from app.main import create_app
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, post_logout, start_login, unsigned_token
+from tests.helpers import APP_URL, PROFILE, log_in, post_logout, start_login, unsigned_token
 
 
 @pytest.mark.parametrize(
@@ -50,3 +52,40 @@ def test_a_request_cannot_write_its_own_log_lines(
 
     lines = [record.getMessage() for record in caplog.records]
     assert lines and not [line for line in lines if "\n" in line]
+
+
+HTTPS_APP = "https://app.example.com"
+
+
+@pytest.fixture
+def https_client(client_for: Callable[..., TestClient], provider: FakeProvider) -> TestClient:
+    provider.redirect_uris = (f"{HTTPS_APP}{CALLBACK_PATH}",)
+    return client_for(app_base_url=HTTPS_APP)
+
+
+def test_a_session_cookie_of_the_old_name_keeps_working_until_logout(
+    https_client: TestClient, provider: FakeProvider
+) -> None:
+    assert log_in(https_client, provider).status_code == 303
+    value = https_client.cookies[f"__Host-{SESSION_COOKIE}"]
+    https_client.cookies.clear()
+    https_client.cookies.set(SESSION_COOKIE, value, domain="app.example.com")  # as before
+
+    assert https_client.get(PROFILE).json()["sub"] == "alice"  # nobody logged out by the update
+    logout = https_client.get(f"{AUTH_PREFIX}/logout")
+    assert f"{SESSION_COOKIE}=" in logout.headers["set-cookie"]  # the old cookie goes too
+    assert https_client.get(PROFILE).status_code == 401
+
+
+def test_a_planted_cookie_of_the_plain_name_does_not_replace_the_users_session(
+    https_client: TestClient, provider: FakeProvider
+) -> None:
+    assert log_in(https_client, provider, "mallory").status_code == 303
+    planted = https_client.cookies[f"__Host-{SESSION_COOKIE}"]  # the attacker's own session
+    https_client.cookies.clear()
+    assert log_in(https_client, provider, "alice").status_code == 303
+
+    # A sibling subdomain can set `app_session` for the parent domain, never `__Host-...`.
+    https_client.cookies.set(SESSION_COOKIE, planted, domain="app.example.com")
+
+    assert https_client.get(PROFILE).json()["sub"] == "alice"

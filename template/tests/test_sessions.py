@@ -176,10 +176,17 @@ def test_cookies_are_secure_for_https_apps(
 
     login = client.get(LOGIN_PATH)
     assert all("Secure" in line for line in login.headers.get_list("set-cookie"))
+    assert all(
+        line.startswith("__Host-") and "Path=/;" in line and "Domain" not in line
+        for line in login.headers.get_list("set-cookie")
+    )
     callback = client.get(provider.login(login.headers["location"]))
     assert callback.status_code == 303
     assert session_cookies(callback)
-    assert all("Secure" in line for line in session_cookies(callback))
+    assert all(
+        line.startswith(f"__Host-{SESSION_COOKIE}=") and "Secure" in line and "Path=/;" in line
+        for line in session_cookies(callback)
+    )
 
 
 def test_pages_that_read_the_session_are_not_cached(logged_in: TestClient) -> None:

@@ -63,29 +63,30 @@ class CookieCipher:
 
 
 class ChunkedCookie:
-    """One logical cookie stored as `name` or, when large, as `name.0`, `name.1`, ..."""
+    """One logical cookie stored as `name` or, when large, as `name.0`, `name.1`, ...
 
-    def __init__(self, name: str, *, path: str, secure: bool) -> None:
+    `legacy_name` is a name it had before (read when `name` is absent, deleted at the
+    next write), so that renaming a cookie logs nobody out.
+    """
+
+    def __init__(
+        self, name: str, *, path: str, secure: bool, legacy_name: str | None = None
+    ) -> None:
         self.name = name
         self.path = path
         self.secure = secure
-        self._pattern = re.compile(rf"{re.escape(name)}(\.(0|[1-9][0-9]?))?")
+        self.legacy_name = legacy_name
+        names = "|".join(re.escape(n) for n in (name, legacy_name) if n)
+        self._pattern = re.compile(rf"({names})(\.(0|[1-9][0-9]?))?")
 
     def names_in(self, cookies: Iterable[str]) -> set[str]:
         return {name for name in cookies if self._pattern.fullmatch(name)}
 
     def read(self, cookies: Mapping[str, str]) -> str | None:
-        whole = cookies.get(self.name)
-        if whole is not None:
-            return whole
-        parts = []
-        for index in range(MAX_CHUNKS):
-            part = cookies.get(f"{self.name}.{index}")
-            if part is None:
-                break
-            parts.append(part)
-        # A value that fits one cookie is never written as chunks.
-        return "".join(parts) if len(parts) > 1 else None
+        value = _read_chunks(cookies, self.name)
+        if value is None and self.legacy_name is not None:
+            value = _read_chunks(cookies, self.legacy_name)
+        return value
 
     def write(
         self, response: Response, value: str, *, max_age: int, existing: Iterable[str]
@@ -114,3 +115,17 @@ class ChunkedCookie:
             response.delete_cookie(
                 name, path=self.path, secure=self.secure, httponly=True, samesite="lax"
             )
+
+
+def _read_chunks(cookies: Mapping[str, str], name: str) -> str | None:
+    whole = cookies.get(name)
+    if whole is not None:
+        return whole
+    parts = []
+    for index in range(MAX_CHUNKS):
+        part = cookies.get(f"{name}.{index}")
+        if part is None:
+            break
+        parts.append(part)
+    # A value that fits one cookie is never written as chunks.
+    return "".join(parts) if len(parts) > 1 else None

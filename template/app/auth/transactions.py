@@ -1,8 +1,9 @@
 """Login transactions: what a login must remember between `/auth/login` and `/auth/callback`.
 
 Each login attempt gets its own short-lived encrypted cookie named after its `state`,
-so several tabs can log in at once. The cookie is only sent to `/auth/...` paths and
-is removed by the callback, whatever the outcome: every transaction is used at most once.
+so several tabs can log in at once. The cookie is only sent to `/auth/...` paths (with
+https, to every path: see SECURE_COOKIE_PREFIX) and is removed by the callback,
+whatever the outcome: every transaction is used at most once.
 Other flows that send the browser to the provider and back keep theirs the same way,
 marked with their `kind`.
 """
@@ -23,6 +24,9 @@ TRANSACTION_LIFETIME = 3600  # seconds: long enough for sign-up, MFA or a passwo
 MAX_PENDING = 8  # older pending logins are dropped when a browser starts more than this
 COOKIE_PREFIX = "app_tx."
 COOKIE_PATH = AUTH_PREFIX
+# With https the cookies are `__Host-app_tx.<state>` (Path=/, as the prefix requires):
+# no sibling subdomain can plant a login of its own (login CSRF) in a user's browser.
+SECURE_COOKIE_PREFIX = "__Host-"
 STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
@@ -71,14 +75,16 @@ class TransactionCookies:
     def __init__(self, secrets: Sequence[str], *, secure: bool) -> None:
         self._cipher = CookieCipher(secrets, "transaction")
         self._secure = secure
+        self._prefix = SECURE_COOKIE_PREFIX + COOKIE_PREFIX if secure else COOKIE_PREFIX
+        self._path = "/" if secure else COOKIE_PATH
 
     def save(self, request: Request, response: Response, transaction: LoginTransaction) -> None:
         self._drop_oldest(request, response)
         response.set_cookie(
-            COOKIE_PREFIX + transaction.state,
+            self._prefix + transaction.state,
             self._cipher.encrypt(asdict(transaction)),
             max_age=TRANSACTION_LIFETIME,
-            path=COOKIE_PATH,
+            path=self._path,
             secure=self._secure,
             httponly=True,
             samesite="lax",
@@ -88,7 +94,7 @@ class TransactionCookies:
         """The transaction for `state` (removing its cookie), or None if there is none valid."""
         if not STATE_PATTERN.fullmatch(state):
             return None
-        name = COOKIE_PREFIX + state
+        name = self._prefix + state
         value = request.cookies.get(name)
         if value is None:
             return None
@@ -108,7 +114,7 @@ class TransactionCookies:
         """Keep at most MAX_PENDING logins in progress, dropping unreadable ones first."""
         pending = []
         for name, value in request.cookies.items():
-            if not name.startswith(COOKIE_PREFIX):
+            if not name.startswith(self._prefix):
                 continue
             payload = self._cipher.decrypt(value)
             created_at = payload.get("created_at") if payload is not None else None
@@ -120,5 +126,5 @@ class TransactionCookies:
 
     def _delete(self, response: Response, name: str) -> None:
         response.delete_cookie(
-            name, path=COOKIE_PATH, secure=self._secure, httponly=True, samesite="lax"
+            name, path=self._path, secure=self._secure, httponly=True, samesite="lax"
         )
