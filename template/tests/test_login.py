@@ -273,3 +273,25 @@ def test_on_login_can_refuse_a_login_with_a_page_that_says_why(
     assert "Your account is closed." in page.text
     assert not session_cookies(page)
     assert client.get(PROFILE).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("setting", "scope", "asked", "prompt"),
+    [
+        ("none", "openid offline_access", {}, None),  # the default: Auth0 needs no prompt
+        ("consent", "openid offline_access", {}, "consent"),  # OIDC Core §11
+        ("consent", "openid offline_access", {"prompt": "login"}, "login"),  # the login's own
+    ],
+)
+def test_offline_access_asks_for_consent_when_the_setting_says(
+    client_for: Callable[..., TestClient],
+    setting: str,
+    scope: str,
+    asked: dict[str, str],
+    prompt: str | None,
+) -> None:
+    client = client_for(auth0_offline_access_prompt=setting, auth0_scope=scope)
+
+    params = query(start_login(client, **asked).headers["location"])
+
+    assert params.get("prompt") == prompt

@@ -22,12 +22,17 @@ SILENT_LOGIN_ERRORS = frozenset(
 MAX_MAX_AGE = 10 * 365 * 24 * 3600
 
 
-def login_params(asked: Mapping[str, str], *, organization: str | None = None) -> dict[str, str]:
+def login_params(
+    asked: Mapping[str, str], *, organization: str | None = None, consent: bool = False
+) -> dict[str, str]:
     """The login parameters to send, cleaned: an app-wide `organization` replaces the one
-    asked for, and a `max_age` that is not a number of seconds is left out."""
+    asked for, a `max_age` that is not a number of seconds is left out, and `consent`
+    asks for `prompt=consent` unless the login asks for another prompt."""
     params = dict(asked)
     if organization:
         params["organization"] = organization
+    if consent:
+        params.setdefault("prompt", "consent")
     max_age = params.get("max_age")
     if max_age is not None and not (max_age.isdigit() and int(max_age) <= MAX_MAX_AGE):
         del params["max_age"]
@@ -81,3 +86,16 @@ def authentication(claims: Mapping[str, Any]) -> dict[str, Any]:
         "acr": acr if isinstance(acr, str) else None,
         "amr": tuple(m for m in amr if isinstance(m, str)) if isinstance(amr, list) else (),
     }
+
+
+# Claims a scope asks for that an ID token of the code flow may leave to UserInfo (Core
+# §5.4): when one is missing, `auth_userinfo=auto` fetches them.
+SCOPE_CLAIMS = {"profile": "name", "email": "email"}
+
+
+def needs_userinfo(claims: Mapping[str, Any], *, scope: str, setting: str) -> bool:
+    """Whether to fetch UserInfo at login (see `auth_userinfo`)."""
+    if setting != "auto":
+        return setting == "always"
+    asked = scope.split()
+    return any(name in asked and claim not in claims for name, claim in SCOPE_CLAIMS.items())

@@ -29,6 +29,7 @@ from app.auth.login_requirements import (
     authentication,
     check_login,
     login_params,
+    needs_userinfo,
 )
 from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
@@ -57,7 +58,12 @@ async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> 
         for name in policy.LOGIN_PARAMS
         if (value := params.get(name)) and len(value) <= MAX_LOGIN_PARAM_LENGTH
     }
-    extra = login_params(extra, organization=auth.settings.auth0_organization)
+    settings = auth.settings
+    consent = (
+        settings.auth0_offline_access_prompt == "consent"
+        and "offline_access" in settings.auth0_scope.split()
+    )
+    extra = login_params(extra, organization=settings.auth0_organization, consent=consent)
     metadata = await auth.provider.metadata()
     transaction = LoginTransaction.start(safe_return_to(return_to), asked=extra)
     url = await auth.client.authorization_url(
@@ -109,6 +115,7 @@ async def finish_login(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
     )
     check_login(claims, transaction, now=int(time.time()))
+    claims = await _with_userinfo(auth, claims, tokens.access_token, metadata)
     sid = claims.get("sid")
     access_token = tokens.access_token_for(auth.settings.auth0_audience)
     session = Session.start(
@@ -125,6 +132,23 @@ async def finish_login(
     await auth.sessions.start(request, session)
     logger.info("auth.login sub=%s", session.sub)
     return RedirectResponse(target, status_code=303)
+
+
+async def _with_userinfo(
+    auth: Auth, claims: dict[str, Any], access_token: str, metadata: ProviderMetadata
+) -> dict[str, Any]:
+    """The ID token's claims, completed from UserInfo when needed (the ID token wins)."""
+    settings = auth.settings
+    if metadata.userinfo_endpoint is None or not needs_userinfo(
+        claims, scope=settings.auth0_scope, setting=settings.auth_userinfo
+    ):
+        return claims
+    try:
+        userinfo = await auth.client.userinfo(access_token, sub=str(claims["sub"]))
+    except ProviderError as exc:  # the login goes on with the ID token's claims
+        logger.warning("auth.userinfo_failed: %r", exc.message)
+        return claims
+    return {**userinfo, **claims}
 
 
 def provider_session_end(claims: Mapping[str, Any]) -> int | None:

@@ -68,6 +68,10 @@ class AuthSettings(StoreSettings, BaseSettings):
     auth0_use_par: bool = False
     auth0_audience: str | None = None
     auth0_scope: str = "openid profile email offline_access"
+    # OIDC Core §11: a provider may ignore `offline_access` (and issue no refresh token)
+    # unless the login also asks for consent. `consent` adds `prompt=consent` to logins that
+    # ask for `offline_access`; `none` (the default; Auth0 needs no such prompt) does not.
+    auth0_offline_access_prompt: Literal["consent", "none"] = "none"
     # How the API is named in token requests: Auth0 says `audience`, RFC 8707 `resource`.
     auth0_audience_parameter: Literal["audience", "resource"] = "audience"
     # Seconds before expiry at which an access token is refreshed.
@@ -78,6 +82,11 @@ class AuthSettings(StoreSettings, BaseSettings):
     # name), and the ID token must say so. Unset: a login may name one
     # (`/auth/login?organization=...`), which is then checked the same way.
     auth0_organization: str | None = None
+
+    # The user's claims from the provider's UserInfo endpoint at login (OIDC Core §5.4),
+    # merged under the ID token's: `auto` when the ID token lacks what the scopes ask for
+    # (some providers put `profile`/`email` claims only there), `always`, or `never`.
+    auth_userinfo: Literal["auto", "always", "never"] = "auto"
 
     # Authorization. The ID token claims that hold the user's roles and permissions
     # (kept in the session as `roles` and `permissions`): with Auth0, a namespaced claim

@@ -1,0 +1,73 @@
+"""Claims from UserInfo: providers that leave `profile`/`email` claims out of the ID token
+(OIDC Core §5.4) still give the session its user's name and email."""
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.responses import JSONResponse
+
+from devserver.provider import FakeProvider
+from tests.helpers import PROFILE, log_in
+
+
+@pytest.fixture
+def thin_id_tokens(provider: FakeProvider) -> FakeProvider:
+    """A provider whose ID tokens carry no profile or email claims."""
+    provider.id_token_claims = {"name": None, "email": None, "email_verified": None}
+    return provider
+
+
+def test_missing_claims_come_from_userinfo(
+    client: TestClient, thin_id_tokens: FakeProvider
+) -> None:
+    assert log_in(client, thin_id_tokens).status_code == 303
+
+    user = client.get(PROFILE).json()
+    assert (user["name"], user["email"]) == ("Alice", "alice@example.com")
+    assert thin_id_tokens.requests.count("userinfo") == 1
+
+
+def test_a_complete_id_token_needs_no_userinfo(client: TestClient, provider: FakeProvider) -> None:
+    assert log_in(client, provider).status_code == 303
+
+    assert "userinfo" not in provider.requests
+
+
+def test_the_id_token_wins_over_userinfo(client: TestClient, thin_id_tokens: FakeProvider) -> None:
+    thin_id_tokens.id_token_claims["name"] = "Alice From The ID Token"
+
+    assert log_in(client, thin_id_tokens).status_code == 303
+
+    assert client.get(PROFILE).json()["name"] == "Alice From The ID Token"
+
+
+def test_userinfo_about_another_user_is_not_used(
+    client: TestClient, thin_id_tokens: FakeProvider
+) -> None:
+    thin_id_tokens.replies["userinfo"] = JSONResponse({"sub": "mallory", "email": "m@evil.example"})
+
+    assert log_in(client, thin_id_tokens).status_code == 303
+
+    user = client.get(PROFILE).json()
+    assert user["sub"] == "alice" and "email" not in user
+
+
+def test_a_failing_userinfo_does_not_fail_the_login(
+    client: TestClient, thin_id_tokens: FakeProvider
+) -> None:
+    thin_id_tokens.replies["userinfo"] = JSONResponse({"error": "server_error"}, status_code=500)
+
+    assert log_in(client, thin_id_tokens).status_code == 303
+    assert client.get(PROFILE).json()["sub"] == "alice"
+
+
+@pytest.mark.parametrize(("setting", "calls"), [("never", 0), ("always", 1)])
+def test_the_setting_turns_it_off_or_always_on(
+    client_for: Callable[..., TestClient], provider: FakeProvider, setting: str, calls: int
+) -> None:
+    client = client_for(auth_userinfo=setting)
+
+    assert log_in(client, provider).status_code == 303
+
+    assert provider.requests.count("userinfo") == calls
