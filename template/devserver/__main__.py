@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from app.auth.urls import AUTH_PREFIX
 from devserver.provider import FakeProvider
 from devserver.variant import REDIRECT_PATHS, Provider
 
@@ -83,6 +84,7 @@ def main() -> None:
         redirect_uris=tuple(app_url + path for path in REDIRECT_PATHS),
         logout_redirect_prefix=f"{app_url}/",
     )
+    provider.frontchannel_logout_uri = f"{app_url}{AUTH_PREFIX}/frontchannel-logout"
     serve_provider(provider, args.provider_port)
     os.environ.update(
         AUTH0_DOMAIN=provider.issuer,

@@ -16,10 +16,11 @@ to misbehave on purpose: `id_token_claims`, `id_token_header`, `token_response`,
 """
 
 import html
+import json
 import secrets
 import time
 import warnings
-from base64 import b64decode
+from base64 import b64decode, urlsafe_b64decode
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
@@ -101,6 +102,8 @@ class FakeProvider:
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.redirect_uris = redirect_uris
         self.logout_redirect_prefix = logout_redirect_prefix
+        # The app's Front-Channel Logout URL: set, RP-initiated logout loads it in an iframe.
+        self.frontchannel_logout_uri: str | None = None
         self.token_ttl = token_ttl
         self.keys = [_shared_signing_key()]
         # Knobs for tests: merged into what the provider sends (None removes a member).
@@ -184,6 +187,13 @@ class FakeProvider:
             "scope": scope,
         }
         return self.sign(_merge(body, claims), _merge({"typ": "at+jwt"}, header or {}))
+
+    def frontchannel_logout_url(self, sid: str) -> str:
+        """The URL this provider loads in an iframe to end provider session `sid` at the app
+        (Front-Channel Logout 1.0 §2, with `iss` and `sid`)."""
+        if self.frontchannel_logout_uri is None:
+            raise ValueError("set frontchannel_logout_uri first")
+        return f"{self.frontchannel_logout_uri}?{urlencode({'iss': self.issuer, 'sid': sid})}"
 
     def session_id(self, redirect: str) -> str:
         """The provider session (`sid`) of the login whose redirect back to the app (from
@@ -271,6 +281,10 @@ class FakeProvider:
             "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "acr_values_supported": [MULTI_FACTOR],
+            "frontchannel_logout_supported": True,
+            "frontchannel_logout_session_supported": True,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "authorization_response_iss_parameter_supported": True,
         }
@@ -526,7 +540,17 @@ class FakeProvider:
         if (reply := self._reply("logout")) is not None:
             return reply
         target = request.query_params.get("post_logout_redirect_uri", "")
-        if target.startswith(self.logout_redirect_prefix):
+        known = target.startswith(self.logout_redirect_prefix)
+        sid = _sid_of(request.query_params.get("id_token_hint", ""))
+        if self.frontchannel_logout_uri is not None and sid is not None:
+            # Front-channel logout: the app's logout URL in an iframe, then on to the app.
+            frame = html.escape(self.frontchannel_logout_url(sid))
+            refresh = f'<meta http-equiv="refresh" content="1;url={html.escape(target)}">'
+            return HTMLResponse(
+                f"<!doctype html>{refresh if known else ''}<h1>Logging out...</h1>"
+                f'<iframe src="{frame}" title="logout" width="0" height="0"></iframe>'
+            )
+        if known:
             return RedirectResponse(target, status_code=303)
         return HTMLResponse("<h1>You are logged out of the development provider.</h1>")
 
@@ -544,6 +568,18 @@ class _ProviderTransport(httpx.AsyncBaseTransport):
         if self._provider.reachable == "timeout":
             raise httpx.ReadTimeout("timed out", request=request)
         return await self._asgi.handle_async_request(request)
+
+
+def _sid_of(id_token: str) -> str | None:
+    """The `sid` of one of our ID tokens (an id_token_hint), unverified: only to say which
+    provider session a logout ends."""
+    try:
+        payload = id_token.split(".")[1]
+        claims = json.loads(urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    sid = claims.get("sid") if isinstance(claims, dict) else None
+    return sid if isinstance(sid, str) else None
 
 
 def _organization_claims(organization: str | None) -> dict[str, str]:

@@ -4,10 +4,10 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from app.auth import policy
@@ -43,6 +43,8 @@ router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_LOGIN_PARAM_LENGTH = 512
 MAX_LOGOUT_BODY = 64 * 1024
+MAX_SID_LENGTH = 255
+FRONTCHANNEL_PAGE = "<!doctype html><title>Logged out</title><p>Logged out.</p>"
 
 SameOrigin = Depends(require_same_origin)
 ReturnTo = Annotated[str | None, Query(alias="returnTo", description="App path to return to")]
@@ -215,6 +217,29 @@ async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
         raise
     logger.info("auth.backchannel_logout sub=%s sid=%s", logout.sub, logout.sid)
     return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get("/frontchannel-logout", include_in_schema=False)
+async def frontchannel_logout(request: Request, auth: AuthDep) -> Response:
+    """OpenID Connect Front-Channel Logout 1.0: the provider's logout page loads this in an
+    iframe with `iss` and `sid`, and the app ends that provider session's sessions. A
+    request naming another issuer, or no provider session, ends nothing: register the app
+    with `frontchannel_logout_session_required`, since its cookies (SameSite=Lax) are not
+    sent to an iframe of another site. The answer may be framed by the provider only."""
+    params = request.query_params
+    iss, sid = params.get("iss"), params.get("sid")
+    metadata = await auth.provider.metadata()
+    if iss == metadata.issuer and sid and len(sid) <= MAX_SID_LENGTH:
+        ended = await auth.sessions.end_sessions(sid=sid)
+        logger.info("auth.frontchannel_logout sid=%r ended=%s", sid, ended)
+    else:
+        logger.info("auth.frontchannel_logout ignored: iss or sid missing or not the provider's")
+    issuer = urlsplit(metadata.issuer)
+    headers = {
+        "Cache-Control": "no-cache, no-store",
+        "Content-Security-Policy": f"frame-ancestors {issuer.scheme}://{issuer.netloc}",
+    }
+    return HTMLResponse(FRONTCHANNEL_PAGE, headers=headers)
 
 
 async def _logout_token(request: Request) -> str:
