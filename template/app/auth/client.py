@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from app.auth.errors import AuthError, LoginFailed, ProviderError, SessionEnded
+from app.auth.errors import CONFIGURATION_HINTS, AuthError, LoginFailed, ProviderError, SessionEnded
 from app.auth.provider import OAuthError, Provider, ProviderMetadata
 from app.auth.settings import signing_algorithm
 from app.auth.tokens import (
@@ -128,7 +128,8 @@ class OidcClient:
                     "The login code was rejected (it may have expired or been used already). "
                     "Please log in again."
                 ) from None
-            message = f"The login service refused to issue tokens ({exc.error})."
+            hint = CONFIGURATION_HINTS.get(exc.error, "")
+            message = f"The login service refused to issue tokens ({exc.error}).{hint}"
             raise ProviderError(message) from None
         now = int(time.time())
         tokens = parse_token_response(body, now=now)  # with an ID token, or it raises

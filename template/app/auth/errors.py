@@ -33,6 +33,23 @@ from app.templating import templates
 
 logger = logging.getLogger("app.auth")
 
+# What to change when the provider refuses a login for a reason of configuration.
+CONFIGURATION_HINTS = {
+    "invalid_scope": (
+        " It does not offer a scope the app asks for: change AUTH0_SCOPE (a provider"
+        " without refresh tokens may refuse offline_access)."
+    ),
+    "unauthorized_client": (
+        " The app's client may not log users in this way: allow the Authorization Code"
+        " grant (and Refresh Token, for offline_access) in the client's settings at the"
+        " login service."
+    ),
+    "invalid_client": (
+        " It does not accept the app's client credentials: check AUTH0_CLIENT_ID and"
+        " AUTH0_CLIENT_SECRET (or the private key)."
+    ),
+}
+
 
 class AuthError(Exception):
     status_code = 400

@@ -9,6 +9,7 @@ network failures and timeouts become provider errors. The flows are in `client.p
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from app.auth.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from app.auth.tokens import SIGNING_ALGORITHMS, UnknownSigningKey
 from app.auth.urls import is_loopback
 
+logger = logging.getLogger("app.auth")
 METADATA_TTL = 3600  # seconds a discovery document is used before it is fetched again
 JWKS_TTL = 3600
 JWKS_MIN_REFETCH_INTERVAL = 1.0  # seconds; bounds refetches caused by unknown key ids
@@ -74,6 +76,7 @@ class ProviderMetadata:
         are signed when the app has a private key; None when it has a client secret."""
         named = document.get("issuer")
         if not isinstance(named, str) or named.rstrip("/") != issuer.rstrip("/"):
+            logger.warning("auth.issuer_mismatch configured=%r discovered=%r", issuer, named)
             raise ProviderError(
                 "The login service's discovery document names another issuer than AUTH0_DOMAIN."
             )
@@ -244,7 +247,11 @@ class Provider:
         if success and empty_ok and not body.strip():
             return {}
         if 400 <= status < 500 and isinstance(data, dict) and isinstance(data.get("error"), str):
-            raise OAuthError(data["error"][:64])
+            error = data["error"][:64]
+            logger.warning("auth.provider_refused url=%r status=%s error=%r", url, status, error)
+            raise OAuthError(error)
+        # For whoever runs the app: where and what (never on the page a user sees).
+        logger.warning("auth.provider_answer_unusable url=%r status=%s", url, status)
         if status >= 500 or status == 429:
             raise ProviderUnavailable(
                 "The login service is having trouble right now. Please try again shortly."
@@ -263,10 +270,12 @@ class Provider:
                 if body is None:
                     raise ProviderError("The login service's response is too large.")
         except httpx.TimeoutException:
+            logger.warning("auth.provider_timeout url=%r", url)
             raise ProviderTimeout(
                 "The login service did not answer in time. Please try again."
             ) from None
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            logger.warning("auth.provider_unreachable url=%r cause=%r", url, str(exc) or exc)
             raise ProviderUnavailable(
                 "The login service cannot be reached right now. Please try again shortly."
             ) from None

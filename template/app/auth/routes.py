@@ -16,6 +16,7 @@ from app.auth.callback import AuthorizationResponse, complete_transaction, finis
 from app.auth.core import Auth
 from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_same_origin
 from app.auth.errors import (
+    CONFIGURATION_HINTS,
     AuthError,
     InvalidRequest,
     InvalidToken,
@@ -94,8 +95,12 @@ def authorization_code(metadata: ProviderMetadata, answer: AuthorizationResponse
     """The code of an authorization response, once the response is checked."""
     answer.check_issuer(metadata)
     if answer.error:
+        logger.warning(
+            "auth.login_error error=%r description=%r", answer.error, answer.error_description
+        )
+        hint = CONFIGURATION_HINTS.get(answer.error, "")
         detail = f": {answer.error_description}" if answer.error_description else ""
-        raise LoginFailed(f"The login service reported an error ({answer.error}){detail}.")
+        raise LoginFailed(f"The login service reported an error ({answer.error}){detail}.{hint}")
     if not answer.code:
         raise InvalidRequest("The login response has no authorization code.")
     return answer.code

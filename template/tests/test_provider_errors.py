@@ -1,0 +1,84 @@
+"""Errors a person can act on: a refused login names the setting to change; a provider
+that cannot be used is logged with its URL and status (never shown on the page)."""
+
+import logging
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.responses import JSONResponse, Response
+
+from app.auth.urls import CALLBACK_PATH, LOGIN_PATH
+from devserver.provider import FakeProvider
+from tests.helpers import ISSUER, query, start_login
+
+HTML = {"Accept": "text/html"}
+
+
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        ("invalid_scope", "AUTH0_SCOPE"),
+        ("unauthorized_client", "Authorization Code"),
+    ],
+)
+def test_a_refused_login_names_what_to_change(
+    client: TestClient, caplog: pytest.LogCaptureFixture, error: str, setting: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.auth")
+    state = query(start_login(client).headers["location"])["state"]
+    answer = {"error": error, "error_description": "nope", "state": state, "iss": ISSUER}
+
+    page = client.get(f"{CALLBACK_PATH}?{urlencode(answer)}", headers=HTML)
+
+    assert page.status_code == 400 and setting in page.text
+    assert f"error={error!r}" in caplog.text
+
+
+def test_refused_client_credentials_name_the_settings(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.replies["token"] = JSONResponse({"error": "invalid_client"}, status_code=401)
+    redirect = provider.login(start_login(client).headers["location"])
+
+    page = client.get(redirect, headers=HTML)
+
+    assert page.status_code == 502 and "AUTH0_CLIENT_SECRET" in page.text
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_a_discovery_failure_is_logged_with_its_url_and_status(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.auth")
+    provider.replies["discovery"] = Response("gone", status_code=status)
+
+    page = client.get(LOGIN_PATH, headers=HTML)
+
+    url = f"{ISSUER}/.well-known/openid-configuration"
+    assert page.status_code in (502, 503)
+    assert f"url={url!r} status={status}" in caplog.text
+    assert url not in page.text
+
+
+def test_an_unreachable_provider_is_logged_with_the_cause(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.auth")
+    provider.reachable = "refused"
+
+    assert client.get(LOGIN_PATH, headers=HTML).status_code == 503
+    assert "auth.provider_unreachable" in caplog.text and "connection refused" in caplog.text
+
+
+def test_an_issuer_mismatch_is_logged_with_both_issuers(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.auth")
+    provider.metadata = {"issuer": "https://other.example/"}
+
+    page = client.get(LOGIN_PATH, headers=HTML)
+
+    assert page.status_code == 502
+    assert "configured='https://provider.test'" in caplog.text
+    assert "discovered='https://other.example/'" in caplog.text
