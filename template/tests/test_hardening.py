@@ -1,13 +1,17 @@
 """Defences that no single route owns: what a discovery document may point the app at, and
 what a request may write into the logs."""
 
+import json
 import logging
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from joserfc import jwe
 
+from app.auth.cookies import CookieCipher, derive_key
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from app.main import create_app
@@ -89,3 +93,38 @@ def test_a_planted_cookie_of_the_plain_name_does_not_replace_the_users_session(
     https_client.cookies.set(SESSION_COOKIE, planted, domain="app.example.com")
 
     assert https_client.get(PROFILE).json()["sub"] == "alice"
+
+
+SECRET = "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya"
+
+
+def header_of(value: str) -> dict[str, object]:
+    part = value.split(".", 1)[0]
+    header: dict[str, object] = json.loads(urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return header
+
+
+def test_cookies_name_no_key_derived_from_the_secret() -> None:
+    value = CookieCipher([SECRET], "session").encrypt({"sub": "alice"})
+
+    assert "kid" not in header_of(value)  # no offline check of guessed secrets against it
+
+
+def test_cookies_of_earlier_versions_still_open() -> None:
+    key = derive_key(SECRET, "session")
+    old_header = {"alg": "dir", "enc": "A256GCM", "kid": key.thumbprint()[:16]}
+    old = jwe.encrypt_compact(old_header, b'{"sub":"alice"}', key)
+
+    assert CookieCipher(["another-secret-" + SECRET, SECRET], "session").decrypt(old) == {
+        "sub": "alice"
+    }
+
+
+@pytest.mark.parametrize("kid", ["unknown", ["a", "list"], 7])
+def test_cookies_naming_an_unknown_key_are_refused(kid: object) -> None:
+    cipher = CookieCipher([SECRET], "session")
+    header = json.dumps({"alg": "dir", "enc": "A256GCM", "kid": kid}).encode()
+    rest = cipher.encrypt({"sub": "alice"}).split(".", 1)[1]
+    value = urlsafe_b64encode(header).rstrip(b"=").decode() + "." + rest
+
+    assert cipher.decrypt(value) is None

@@ -3,11 +3,14 @@
 Keys are derived once, when the app starts, from `SESSION_SECRET` with HKDF; each
 purpose (sessions, login transactions) gets its own key, so one kind of cookie can
 never be replayed as the other. With several secrets the first encrypts and all
-decrypt; the JWE `kid` says which one was used, so nothing is tried blindly.
+decrypt, tried in order. The JWE header names no key: an id derived from the key would
+let anyone holding a cookie check guesses of a weak secret against it. (Cookies written
+before carried such a `kid`; it still picks their key.)
 """
 
 import json
 import re
+from base64 import urlsafe_b64decode
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -15,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi.responses import Response
 from joserfc import jwe
-from joserfc.jwk import GuestProtocol, OctKey
+from joserfc.jwk import OctKey
 
 # A whole `Set-Cookie` header line must stay within 4096 bytes; this leaves room
 # for the name and the attributes.
@@ -29,37 +32,45 @@ def derive_key(secret: str, purpose: Purpose) -> OctKey:
     hkdf = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=f"{purpose} cookie v1".encode()
     )
-    key = OctKey.import_key(hkdf.derive(secret.encode()))
-    return OctKey.import_key(key.raw_value, {"kid": key.thumbprint()[:16]})
+    return OctKey.import_key(hkdf.derive(secret.encode()))
 
 
 class CookieCipher:
     """Turns JSON-able dicts into opaque cookie values and back."""
 
     def __init__(self, secrets: Sequence[str], purpose: Purpose) -> None:
-        keys = [derive_key(secret, purpose) for secret in secrets]
-        self._encryption_key = keys[0]
-        self._header = {"alg": "dir", "enc": "A256GCM", "kid": keys[0].kid}
-        self._keys = {key.kid: key for key in keys}
+        self._keys = [derive_key(secret, purpose) for secret in secrets]
+        self._header = {"alg": "dir", "enc": "A256GCM"}
+        # The `kid` cookies of earlier versions carry: a thumbprint of their key.
+        self._by_old_kid = {key.thumbprint()[:16]: key for key in self._keys}
         self._registry = jwe.JWERegistry(algorithms=["dir", "A256GCM"])
 
     def encrypt(self, payload: Mapping[str, Any]) -> str:
         plaintext = json.dumps(payload, separators=(",", ":")).encode()
-        return jwe.encrypt_compact(self._header, plaintext, self._encryption_key)
+        return jwe.encrypt_compact(self._header, plaintext, self._keys[0])
 
     def decrypt(self, value: str) -> dict[str, Any] | None:
         """The payload, or None for anything not encrypted by us (never raises)."""
-        try:
-            plaintext = jwe.decrypt_compact(value, self._key_for, registry=self._registry).plaintext
-            payload = json.loads(plaintext or b"")
-        except Exception:  # untrusted input: any failure means "not a valid cookie"
-            return None
-        return payload if isinstance(payload, dict) else None
+        for key in self._keys_for(value):
+            try:
+                plaintext = jwe.decrypt_compact(value, key, registry=self._registry).plaintext
+                payload = json.loads(plaintext or b"")
+            except Exception:  # noqa: S112 - untrusted input: a failure means "not this key"
+                continue
+            return payload if isinstance(payload, dict) else None
+        return None
 
-    def _key_for(self, token: GuestProtocol) -> OctKey:
-        # By the header's `kid` (an unknown one fails the decryption): a dict lookup
-        # costs far less than letting a KeySet pick the key.
-        return self._keys[token.headers()["kid"]]
+    def _keys_for(self, value: str) -> list[OctKey]:
+        protected = value.split(".", 1)[0]
+        try:
+            header = json.loads(urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        except ValueError:  # untrusted input: anything unreadable is no cookie of ours
+            return []
+        kid = header.get("kid") if isinstance(header, dict) else None
+        if kid is None:
+            return self._keys
+        old = self._by_old_kid.get(kid) if isinstance(kid, str) else None
+        return [old] if old is not None else []
 
 
 class ChunkedCookie:
