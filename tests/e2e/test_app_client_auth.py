@@ -362,7 +362,7 @@ def test_wrong_private_key_fails_the_callback_with_a_clear_502(
         assert browser.get(app.url("/auth/profile"), headers=JSON).status_code == 401
     assert oidc_provider.account_activity(user).logins == 0
     log = log_since(app, offset)
-    assert "auth.error code=bad_provider_response path=/auth/callback" in log, log
+    assert "auth.error code=bad_provider_response path='/auth/callback'" in log, log
     assert "Traceback" not in log, log
 
 
