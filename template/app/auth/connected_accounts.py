@@ -36,7 +36,13 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth.callback import AuthorizationResponse, finishes
 from app.auth.connections import connection_name
 from app.auth.core import Auth, get_auth
-from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_session
+from app.auth.deps import (
+    AuthDep,
+    browser_action,
+    confirm_if_cross_site,
+    get_session,
+    require_session,
+)
 from app.auth.errors import AuthError, InvalidRequest, LoginFailed, NotAuthenticated, ProviderError
 from app.auth.my_account import (
     CONNECT_SCOPE,
@@ -84,13 +90,7 @@ class AccountNotConnected(AuthError):
         self.connection = connection
 
 
-@router.api_route(
-    "/connect",
-    methods=["GET", "POST"],
-    response_class=RedirectResponse,
-    status_code=303,
-    include_in_schema=False,
-)
+@browser_action(router, "/connect")
 async def connect(
     request: Request,
     auth: AuthDep,

@@ -4,12 +4,14 @@
 async def orders(user: CurrentUser) -> list[Order]: ...
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request, Security
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.responses import RedirectResponse, Response
 from fastapi.security import APIKeyCookie
+from fastapi.types import DecoratedCallable
 
 from app.auth import policy
 from app.auth.core import Auth, get_auth
@@ -66,6 +68,20 @@ def sent_by_this_app(request: Request, *, navigation: bool = False) -> bool:
         parts = urlsplit(referer)
         return f"{parts.scheme}://{parts.netloc}".lower() == app_origin
     return True
+
+
+def browser_action(
+    router: APIRouter, path: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A route that starts at a link (GET) or a form (POST), answers with a redirect, and
+    is left out of the API schema (no API client calls it). See `confirm_if_cross_site`."""
+    return router.api_route(
+        path,
+        methods=["GET", "POST"],
+        response_class=RedirectResponse,
+        status_code=303,
+        include_in_schema=False,
+    )
 
 
 def confirm_if_cross_site(request: Request, *, question: str, button: str) -> Response | None:

@@ -26,7 +26,13 @@ from fastapi.responses import RedirectResponse, Response
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.connections import connection_name
 from app.auth.core import Auth
-from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_session
+from app.auth.deps import (
+    AuthDep,
+    browser_action,
+    confirm_if_cross_site,
+    get_session,
+    require_session,
+)
 from app.auth.errors import InvalidRequest, NotAuthenticated
 from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code
 from app.auth.sessions import Session
@@ -50,13 +56,7 @@ ConnectionScope = Annotated[
 ]
 
 
-@router.api_route(
-    "/connect",
-    methods=["GET", "POST"],
-    response_class=RedirectResponse,
-    status_code=303,
-    include_in_schema=False,
-)
+@browser_action(router, "/connect")
 async def connect(
     request: Request,
     auth: AuthDep,
@@ -81,13 +81,7 @@ async def connect_callback(request: Request, auth: AuthDep) -> Response:
     return await complete_transaction(request, auth)
 
 
-@router.api_route(
-    "/unconnect",
-    methods=["GET", "POST"],
-    response_class=RedirectResponse,
-    status_code=303,
-    include_in_schema=False,
-)
+@browser_action(router, "/unconnect")
 async def unconnect(
     request: Request, auth: AuthDep, connection: Param = None, return_to: ReturnTo = None
 ) -> Response:

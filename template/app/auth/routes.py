@@ -14,7 +14,13 @@ from app.auth import policy
 from app.auth.bodies import read_at_most
 from app.auth.callback import AuthorizationResponse, complete_transaction, finishes
 from app.auth.core import Auth
-from app.auth.deps import AuthDep, confirm_if_cross_site, get_session, require_same_origin
+from app.auth.deps import (
+    AuthDep,
+    browser_action,
+    confirm_if_cross_site,
+    get_session,
+    require_same_origin,
+)
 from app.auth.errors import (
     CONFIGURATION_HINTS,
     AuthError,
@@ -164,13 +170,7 @@ def provider_session_end(claims: Mapping[str, Any]) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
-@router.api_route(
-    "/logout",
-    methods=["GET", "POST"],
-    response_class=RedirectResponse,
-    status_code=303,
-    include_in_schema=False,
-)
+@browser_action(router, "/logout")
 async def logout(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
     """End the session here, then at the provider, then come back to `returnTo`. A link on
     another site's page gets a page that asks first (its button POSTs here)."""
