@@ -17,6 +17,7 @@ from tests.helpers import (
     LOGOUT,
     PROFILE,
     install_session,
+    log_in,
     make_session,
     query,
     stored_session,
@@ -51,12 +52,15 @@ def unlink(
 
 
 def test_connect_asks_the_provider_to_link_with_the_session_id_token(
-    logged_in: TestClient,
+    logged_in: TestClient, provider: LinkingProvider
 ) -> None:
     session = stored_session(logged_in)
 
-    params = query(start(logged_in, connection=GOOGLE, connectionScope="email profile"))
+    url = query(start(logged_in, connection=GOOGLE, connectionScope="email profile"))
 
+    # Pushed (PAR), so that the ID token never appears in the browser's URL or history.
+    assert set(url) == {"client_id", "request_uri"}
+    params = provider.pushed_requests[-1]
     assert session is not None
     assert params["scope"] == "openid link_account"
     assert params["requested_connection"] == GOOGLE
@@ -111,7 +115,7 @@ def test_linking_keeps_the_session_and_updates_its_user(
 def test_unlinking_removes_the_identity(logged_in: TestClient, provider: LinkingProvider) -> None:
     link(logged_in, provider)
     authorize_url = start(logged_in, UNCONNECT, connection=GOOGLE, connectionScope="x")
-    params = query(authorize_url)
+    params = provider.pushed_requests[-1]  # pushed, as every link request (PAR)
 
     response = logged_in.get(provider.login(authorize_url, "alice"))
 
@@ -362,3 +366,16 @@ def test_a_link_on_another_site_asks_first(
     assert provider.requests == []  # nothing started at the provider
     confirmed = logged_in.post(f"{route}?connection={GOOGLE}", headers={"Origin": APP_URL})
     assert confirmed.status_code == 303 and confirmed.headers["location"].startswith(ISSUER)
+
+
+def test_without_par_the_link_request_goes_in_the_url(
+    client: TestClient, provider: LinkingProvider
+) -> None:
+    provider.metadata = {"pushed_authorization_request_endpoint": None}
+    assert log_in(client, provider).status_code == 303
+    session = stored_session(client)
+
+    params = query(start(client, connection=GOOGLE))
+
+    assert session is not None and params["id_token_hint"] == session.id_token
+    assert provider.pushed_requests == []

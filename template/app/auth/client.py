@@ -55,12 +55,15 @@ class OidcClient:
         extra: dict[str, str],
         redirect_uri: str | None = None,
         scope: str | None = None,
+        push_if_possible: bool = False,
     ) -> str:
         """Where to send the browser to log in. With PAR the parameters go to the provider
         directly and the URL carries only a reference to them.
 
         Other flows through the authorization endpoint (account linking) come back to
         their own `redirect_uri`, ask for their own `scope`, and ask for no API.
+        `push_if_possible` pushes whenever the provider offers PAR (for parameters that
+        should not travel through the browser, such as an `id_token_hint`).
         """
         params = {
             **extra,
@@ -75,7 +78,8 @@ class OidcClient:
         }
         if self.config.audience and scope is None:
             params[self.config.audience_parameter] = self.config.audience
-        if self.config.use_par or metadata.par_required:
+        offered = metadata.pushed_authorization_request_endpoint is not None
+        if self.config.use_par or metadata.par_required or (push_if_possible and offered):
             params = await self._push_authorization_request(metadata, params)
         separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
         return metadata.authorization_endpoint + separator + urlencode(params)

@@ -121,6 +121,7 @@ async def _start(
         extra={**extra, "requested_connection": name, "id_token_hint": session.id_token},
         redirect_uri=auth.settings.app_base_url + CALLBACK_PATHS[kind],
         scope=SCOPES[kind],
+        push_if_possible=True,  # the ID token then never appears in the browser's URL
     )
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     auth.transactions.save(request, response, transaction)
