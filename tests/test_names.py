@@ -17,7 +17,7 @@ from tooling.rendering import Project, installed_project
 
 # file -> (the line as generated, the line a newcomer writes instead)
 RENAMES = {
-    "app/auth/urls.py": ('AUTH_PREFIX = "/auth"', 'AUTH_PREFIX = "/account"'),
+    "app/auth/urls.py": ('DEFAULT_AUTH_PREFIX = "/auth"', 'DEFAULT_AUTH_PREFIX = "/account"'),
     "app/auth/session_cookie.py": ('SESSION_COOKIE = "app_session"', 'SESSION_COOKIE = "sid"'),
     "app/auth/transactions.py": ('COOKIE_PREFIX = "app_tx."', 'COOKIE_PREFIX = "login."'),
 }
@@ -33,14 +33,14 @@ ANSWER_SETS: dict[str, dict[str, object]] = {
 }
 
 
-def names(project: Project, sources: Path) -> list[str]:
+def names(project: Project, sources: Path, env: dict[str, str] | None = None) -> list[str]:
     """AUTH_PREFIX, CALLBACK_PATH, SESSION_COOKIE and COOKIE_PREFIX of the app in `sources`,
     run with the project's interpreter (the working directory comes first on its path)."""
     code = (
         "from app.auth import urls, session_cookie as s, transactions as t;"
         "print(urls.AUTH_PREFIX, urls.CALLBACK_PATH, s.SESSION_COOKIE, t.COOKIE_PREFIX)"
     )
-    return project.run(project.python, "-c", code, cwd=sources).stdout.split()
+    return project.run(project.python, "-c", code, cwd=sources, env=env).stdout.split()
 
 
 def renamed_copy(project: Project, destination: Path) -> Path:
@@ -65,6 +65,19 @@ def test_generated_tests_pass_with_renamed_routes_and_cookies(
 
     assert names(project, copy) == ["/account", "/account/callback", "sid", "login."]
     result = project.run(project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=copy)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary
+
+
+def test_generated_tests_pass_with_the_auth_prefix_setting(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`AUTH_PREFIX=/account` in the environment (or `.env`) moves the routes without an edit."""
+    project = installed_project(tmp_path_factory, **DEFAULT_ANSWERS)
+    env = {"AUTH_PREFIX": "/account"}
+
+    assert names(project, project.path, env)[:2] == ["/account", "/account/callback"]
+    result = project.run(project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", env=env)
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary
 

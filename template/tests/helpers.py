@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
 from app.auth.core import Auth
-from app.auth.session_cookie import SECURE_COOKIE_PREFIX, SESSION_COOKIE, request_state
+from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import AccessToken, Session
 from app.auth.transactions import COOKIE_PREFIX
 from app.auth.urls import AUTH_PREFIX, LOGIN_PATH
@@ -49,12 +49,17 @@ def query(url: str) -> dict[str, str]:
     return {name: values[-1] for name, values in parse_qs(urlsplit(url).query).items()}
 
 
+COOKIE_NAME_PREFIXES = ("", "__Host-", "__Secure-")
+
+
 def session_cookies(response: httpx2.Response) -> list[str]:
     """The Set-Cookie lines of a response that set (not delete) session cookies."""
     return [
         line
         for line in response.headers.get_list("set-cookie")
-        if line.startswith((SESSION_COOKIE, SECURE_COOKIE_PREFIX + SESSION_COOKIE))
+        if line.startswith(
+            tuple(f"{prefix}{SESSION_COOKIE}" for prefix in ("", "__Host-", "__Secure-"))
+        )
         and "Max-Age=0" not in line
     ]
 

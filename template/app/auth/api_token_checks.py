@@ -23,6 +23,7 @@ from app.auth.errors import InvalidToken
 from app.auth.provider import Provider
 from app.auth.stores.base import LogoutTokens
 from app.auth.tokens import CLOCK_LEEWAY, SIGNING_ALGORITHMS, validate_access_token
+from app.auth.urls import route_path
 
 logger = logging.getLogger("app.auth")
 CACHE_SIZE = 10_000  # checked tokens remembered
@@ -157,7 +158,7 @@ class ApiTokens:
             proof = check_proof(
                 proofs[0],
                 method=request.method,
-                url=self._base_url + str(request.scope["path"]),
+                url=self._base_url + route_path(request.scope),
                 access_token=token,
                 jkt=api_token.jkt,
                 now=int(time.time()),

@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from app.auth.core import Auth
 from app.auth.errors import AuthError, InvalidRequest, LoginExpired, auth_error_handler
 from app.auth.provider import ProviderMetadata
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import CALLBACK_PATH
+from app.auth.urls import CALLBACK_PATH, redirect_within, route_path
 
 MAX_QUERY_LENGTH = 8192
 # The parameters a provider may send back, and their longest accepted values.
@@ -93,12 +93,12 @@ async def complete_transaction(request: Request, auth: Auth) -> Response:
         if not answer.state:
             raise InvalidRequest("The login response has no state parameter.")
         transaction = auth.transactions.pop(request, cleanup, answer.state)
-        path = str(request.scope["path"])
+        path = route_path(request.scope)
         finisher = _finishers.get((path, transaction.kind)) if transaction else None
         if transaction is None or finisher is None:
             if await auth.sessions.current(request) is not None:
                 # A reload or "back" onto an old callback URL of a logged-in user.
-                response: Response = RedirectResponse("/", status_code=303)
+                response: Response = redirect_within(request, "/")
             else:
                 raise LoginExpired(
                     "This login has expired, was already completed, or was started in "

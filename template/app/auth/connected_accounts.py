@@ -56,7 +56,7 @@ from app.auth.routes import NO_STORE, Param, ReturnTo
 from app.auth.sessions import MAX_ACCESS_TOKENS, AccessToken, Session
 from app.auth.tokens import parse_token_response
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import AUTH_PREFIX, safe_return_to
+from app.auth.urls import AUTH_PREFIX, redirect_within, safe_return_to
 
 logger = logging.getLogger("app.auth")
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
@@ -157,7 +157,7 @@ async def finish_connect(
         code_verifier=transaction.code_verifier,
     )
     logger.info("auth.connected sub=%s connection=%s", session.sub, account.connection)
-    return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
+    return redirect_within(request, transaction.return_to)
 
 
 def connect_url(connection: str, *, return_to: str = "/", scopes: tuple[str, ...] = ()) -> str:

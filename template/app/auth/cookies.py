@@ -12,6 +12,7 @@ import json
 import re
 from base64 import urlsafe_b64decode
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +27,32 @@ CHUNK_SIZE = 3900
 MAX_CHUNKS = 16
 
 Purpose = Literal["session", "transaction"]
+
+
+@dataclass(frozen=True, slots=True)
+class CookieScope:
+    """Names and paths of the app's cookies, from `APP_BASE_URL`.
+
+    With https, cookies are Secure and their names say so to browsers: `__Host-...`
+    (Path=/, no Domain: only this origin can set it, no sibling subdomain can plant one)
+    when the app is at the root, `__Secure-...` under a base path (browsers take
+    `__Host-` only with Path=/). Under a base path (`/portal`) cookies go only there, so
+    other apps on the same host never see them.
+    """
+
+    secure: bool
+    base_path: str = ""  # "" or e.g. "/portal"
+
+    def name(self, name: str) -> str:
+        if not self.secure:
+            return name
+        return ("__Secure-" if self.base_path else "__Host-") + name
+
+    def path(self, path: str = "/") -> str:
+        """The Path for a cookie meant for `path` of the app (the narrowest allowed)."""
+        if self.secure and not self.base_path:
+            return "/"  # what `__Host-` requires
+        return self.base_path + path if path != "/" else self.base_path or "/"
 
 
 def derive_key(secret: str, purpose: Purpose) -> OctKey:

@@ -58,7 +58,7 @@ class Auth:
         # keys); a session's lock outlives them, so that no other request can use the
         # same refresh token meanwhile.
         lock_ttl = 3 * settings.auth0_timeout + 5
-        sessions = Sessions(store, lifetime, secure=settings.secure_cookies, lock_ttl=lock_ttl)
+        sessions = Sessions(store, lifetime, cookies=settings.cookie_scope, lock_ttl=lock_ttl)
         return cls(
             settings=settings,
             provider=provider,
@@ -67,7 +67,7 @@ class Auth:
             sessions=sessions,
             logout_tokens=store.logout_tokens,
             transactions=TransactionCookies(
-                settings.session_secrets, secure=settings.secure_cookies
+                settings.session_secrets, cookies=settings.cookie_scope
             ),
             tokens=TokenRefresher(
                 client, sessions, leeway=settings.access_token_leeway, user_claims=user_claims

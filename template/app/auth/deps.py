@@ -18,6 +18,7 @@ from app.auth.core import Auth, get_auth
 from app.auth.errors import CrossSiteRequest, Forbidden, NotAuthenticated
 from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import Session
+from app.auth.urls import app_path, route_path
 from app.templating import templates
 
 # Names the session cookie in the OpenAPI schema (/docs) of the routes that need one.
@@ -40,7 +41,7 @@ async def require_session(request: Request) -> Session:
     session = await get_session(request)
     if session is None:
         # From the scope, not `request.url` (which fails on a query that is not UTF-8).
-        path = str(request.scope["path"])
+        path = route_path(request.scope)
         query = request.scope.get("query_string", b"").decode("utf-8", errors="replace")
         raise NotAuthenticated(login_redirect=f"{path}?{query}" if query else path)
     if not policy.authorize(session.user, request):
@@ -59,7 +60,7 @@ def sent_by_this_app(request: Request, *, navigation: bool = False) -> bool:
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         return site == "same-origin" or (navigation and site == "none")
-    app_origin = get_auth(request).settings.app_base_url.lower()
+    app_origin = get_auth(request).settings.app_origin
     origin = request.headers.get("origin")
     if origin is not None:
         return origin.lower() == app_origin
@@ -94,7 +95,7 @@ def confirm_if_cross_site(request: Request, *, question: str, button: str) -> Re
         return None
     if sent_by_this_app(request, navigation=True):
         return None
-    path = str(request.scope["path"])
+    path = app_path(request.scope, route_path(request.scope))
     query = request.scope.get("query_string", b"").decode("latin-1")
     action = f"{path}?{query}" if query else path
     context = {"question": question, "button": button, "action": action}

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from app.auth.urls import AUTH_PREFIX, LOGIN_PATH, login_url
+from app.auth.urls import AUTH_PREFIX, LOGIN_PATH, app_path, login_url, route_path
 from app.templating import templates
 
 logger = logging.getLogger("app.auth")
@@ -177,7 +177,8 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, AuthError):  # pragma: no cover - registered for AuthError only
         raise exc
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
-        return RedirectResponse(login_url(exc.login_redirect, exc.login_params), status_code=303)
+        url = login_url(exc.login_redirect, exc.login_params)
+        return RedirectResponse(app_path(request.scope, url), status_code=303)
     if exc.status_code >= 500:
         logger.warning("auth.error code=%s path=%r: %r", exc.code, _path(request), exc.message)
     else:
@@ -189,7 +190,7 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
             "title": exc.title,
             "message": exc.message,
             "code": exc.code,
-            "login_url": login_url(_destination(request)),
+            "login_url": app_path(request.scope, login_url(_destination(request))),
         }
         return templates.TemplateResponse(
             request, "error.html", context, status_code=exc.status_code, headers=headers
@@ -208,4 +209,4 @@ def _destination(request: Request) -> str:
 
 def _path(request: Request) -> str:
     # Not `request.url`: it decodes the raw query string and fails on invalid UTF-8.
-    return str(request.scope["path"])
+    return route_path(request.scope)

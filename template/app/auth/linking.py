@@ -37,7 +37,7 @@ from app.auth.errors import InvalidRequest, NotAuthenticated
 from app.auth.routes import NO_STORE, Param, ReturnTo, authorization_code
 from app.auth.sessions import Session
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import AUTH_PREFIX, safe_return_to
+from app.auth.urls import AUTH_PREFIX, redirect_within, safe_return_to
 
 logger = logging.getLogger("app.auth")
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
@@ -164,4 +164,4 @@ async def finish_linking(
 
     await auth.sessions.change(request, relinked)
     logger.info("auth.%s_completed sub=%s", kind, session.sub)
-    return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
+    return redirect_within(request, transaction.return_to)

@@ -1,6 +1,7 @@
 """Applies per-request auth state to the response (a pure ASGI middleware: cheap per request).
 
-- The app's `Auth` is put into the request's scope (see `get_auth`).
+- The app's `Auth` is put into the request's scope (see `get_auth`), and the path of
+  `APP_BASE_URL` (`/portal`) as the ASGI `root_path` the app is served under (urls.py).
 - A response of a request that read the session gets `Cache-Control: no-store`
   (unless the route chose its own), so no cache keeps one user's page for another.
 - The session cookies set while the request was handled (session_cookie.py) are added.
@@ -16,8 +17,11 @@ class AuthStateMiddleware:
     def __init__(self, app: ASGIApp, auth: core.Auth) -> None:
         self.app = app
         self.auth = auth
+        self.base_path = auth.settings.base_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.base_path and scope["type"] in ("http", "websocket"):
+            scope["root_path"] = self.base_path
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -42,7 +42,7 @@ from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
 from app.auth.silent_login import mark_tried
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import AUTH_PREFIX, safe_return_to
+from app.auth.urls import AUTH_PREFIX, redirect_within, safe_return_to
 
 logger = logging.getLogger("app.auth")
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
@@ -85,7 +85,7 @@ async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> 
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     auth.transactions.save(request, response, transaction)
     if transaction.prompt == "none":
-        mark_tried(response, secure=auth.settings.secure_cookies)
+        mark_tried(response, auth.settings.cookie_scope)
     return response
 
 
@@ -122,7 +122,7 @@ async def finish_login(
     if transaction.prompt == "none" and answer.error in SILENT_LOGIN_ERRORS:
         # A silent login found no session at the provider: carry on without one.
         logger.info("auth.silent_login_declined error=%r", answer.error)
-        return RedirectResponse(safe_return_to(transaction.return_to), status_code=303)
+        return redirect_within(request, transaction.return_to)
     code = authorization_code(metadata, answer)
     tokens, claims = await auth.client.exchange_code(
         code, code_verifier=transaction.code_verifier, nonce=transaction.nonce
@@ -141,10 +141,10 @@ async def finish_login(
         **authentication(claims),
     )
     session = await policy.on_login(request, session, tokens)
-    target = safe_return_to(policy.after_login(session, transaction.return_to))
+    target = policy.after_login(session, transaction.return_to)
     await auth.sessions.start(request, session)
     logger.info("auth.login sub=%s", session.sub)
-    return RedirectResponse(target, status_code=303)
+    return redirect_within(request, target)
 
 
 async def _with_userinfo(

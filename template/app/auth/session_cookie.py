@@ -26,7 +26,7 @@ from dataclasses import replace
 from fastapi import Request
 from fastapi.responses import Response
 
-from app.auth.cookies import ChunkedCookie
+from app.auth.cookies import ChunkedCookie, CookieScope
 from app.auth.errors import NotAuthenticated, ProviderTimeout, SessionEnded, StoreUnavailable
 from app.auth.sessions import Session, SessionLifetime, now
 from app.auth.stores.base import LostLock, SessionStore, Stored
@@ -34,11 +34,9 @@ from app.auth.stores.base import LostLock, SessionStore, Stored
 logger = logging.getLogger("app.auth")
 
 SESSION_COOKIE = "app_session"
-# With https, the cookie is `__Host-app_session`: browsers take such a cookie only from
-# this origin itself (Secure, Path=/, no Domain), so a sibling subdomain cannot plant
-# one that would log a user into someone else's session. Cookies of the plain name (set
-# before this prefix, or planted) are read only when there is none of the prefixed one.
-SECURE_COOKIE_PREFIX = "__Host-"
+# With https, the cookie is `__Host-app_session` (see `CookieScope`). Cookies of the
+# plain name (set before this prefix, or planted) are read only when there is none of
+# the prefixed one.
 SCOPE_KEY = "app.auth"  # per-request state lives in the ASGI scope under this key
 RECENT_CHANGES = 1024  # changed sessions remembered, to fix up requests with older cookies
 UNFINISHED_ENDS = 1024  # logouts the store could not record, remembered and retried
@@ -75,16 +73,21 @@ class Sessions:
     """Which session each request holds, and every change to it."""
 
     def __init__(
-        self, store: SessionStore, lifetime: SessionLifetime, *, secure: bool, lock_ttl: float
+        self,
+        store: SessionStore,
+        lifetime: SessionLifetime,
+        *,
+        cookies: CookieScope,
+        lock_ttl: float,
     ) -> None:
         self.store = store
         self.lifetime = lifetime
         self.lock_ttl = lock_ttl
         self._cookie = ChunkedCookie(
-            SECURE_COOKIE_PREFIX + SESSION_COOKIE if secure else SESSION_COOKIE,
-            path="/",
-            secure=secure,
-            legacy_name=SESSION_COOKIE if secure else None,
+            cookies.name(SESSION_COOKIE),
+            path=cookies.path(),
+            secure=cookies.secure,
+            legacy_name=SESSION_COOKIE if cookies.secure else None,
         )
         self._changed: dict[str, Session] = {}  # login id -> its latest change here
         # login id -> its lock in this process, and how many requests hold or await it

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from app.auth.core import get_auth
 from app.auth.deps import CurrentSession
 from app.auth.errors import NotFound
 from app.auth.routes import NO_STORE, ReturnTo, SameOrigin
 from app.auth.sessions import Session
-from app.auth.urls import AUTH_PREFIX, safe_return_to
+from app.auth.urls import AUTH_PREFIX, redirect_within
 
 LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what `Session.start` makes, and room
 
@@ -46,7 +46,7 @@ async def end_other_sessions(
 ) -> Response:
     """End every session of the logged-in user except this one."""
     await get_auth(request).sessions.end_others(request)
-    return _done(return_to)
+    return _done(request, return_to)
 
 
 @router.post("/{session_id}/end", status_code=204, dependencies=[SameOrigin])
@@ -57,7 +57,7 @@ async def end_session(
     sessions = get_auth(request).sessions
     if not LOGIN_ID.fullmatch(session_id) or not await sessions.end_login(request, session_id):
         raise NotFound("There is no session by that id.")
-    return _done(return_to)
+    return _done(request, return_to)
 
 
 def describe(session: Session, *, current: bool) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).isoformat()
 
 
-def _done(return_to: str | None) -> Response:
+def _done(request: Request, return_to: str | None) -> Response:
     if return_to is None:
         return Response(status_code=204, headers=NO_STORE)
-    return RedirectResponse(safe_return_to(return_to), status_code=303, headers=NO_STORE)
+    return redirect_within(request, return_to, headers=NO_STORE)

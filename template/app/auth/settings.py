@@ -27,8 +27,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth.cookies import CookieScope
 from app.auth.provider import ProviderConfig
-from app.auth.urls import CALLBACK_PATH, is_loopback
+from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, PREFIX_PATTERN, is_loopback
 from app.auth.variant import OFFLINE_ACCESS_NEEDED_BY, StoreSettings
 
 MIN_SECRET_LENGTH = 32
@@ -100,8 +101,11 @@ class AuthSettings(StoreSettings, BaseSettings):
     api_audience: str | None = None
     api_token_types: tuple[str, ...] = ("at+jwt", "application/at+jwt", "JWT")
 
-    # Where users reach this app, e.g. `https://app.example.com`.
+    # Where users reach this app, e.g. `https://app.example.com`; with a path
+    # (`https://example.com/portal`) behind a proxy that routes that path to this app.
     app_base_url: str
+    # Where the auth routes are mounted (read at import, see app/auth/urls.py).
+    auth_prefix: str = AUTH_PREFIX
     # One secret, or several separated by commas: the first encrypts new cookies,
     # all of them decrypt (rotate without logging anyone out).
     session_secret: SecretStr
@@ -185,8 +189,23 @@ class AuthSettings(StoreSettings, BaseSettings):
     def _base_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
         parts = _check_url(value, "must be an absolute URL such as https://app.example.com")
-        if parts.path or parts.query or parts.fragment:
-            raise ValueError("must be an origin such as https://app.example.com (no path)")
+        if parts.query or parts.fragment:
+            raise ValueError("must be a URL such as https://app.example.com (no query)")
+        if parts.path and not PREFIX_PATTERN.fullmatch(parts.path):
+            raise ValueError("has a path with characters other than letters, digits, ._~-")
+        return value
+
+    @field_validator("auth_prefix")
+    @classmethod
+    def _auth_prefix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not PREFIX_PATTERN.fullmatch(value):
+            raise ValueError("must be a path such as /auth (letters, digits, ._~- only)")
+        if value != AUTH_PREFIX:
+            raise ValueError(
+                f"is read once when the app is imported (it is {AUTH_PREFIX}): set it in "
+                "the environment or .env, not in code"
+            )
         return value
 
     @field_validator("session_secret")
@@ -243,8 +262,23 @@ class AuthSettings(StoreSettings, BaseSettings):
         return base.scheme == "http" and is_loopback(base.hostname or "")
 
     @cached_property
+    def app_origin(self) -> str:
+        """`APP_BASE_URL` without its path: what browsers send as `Origin`."""
+        parts = urlsplit(self.app_base_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @cached_property
+    def base_path(self) -> str:
+        """The path of `APP_BASE_URL` (`/portal`), or "" when the app is at the root."""
+        return urlsplit(self.app_base_url).path
+
+    @cached_property
     def secure_cookies(self) -> bool:
         return self.app_base_url.startswith("https://")
+
+    @cached_property
+    def cookie_scope(self) -> CookieScope:
+        return CookieScope(secure=self.secure_cookies, base_path=self.base_path)
 
     @cached_property
     def redirect_uri(self) -> str:

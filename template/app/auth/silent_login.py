@@ -16,9 +16,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from app.auth.cookies import CookieScope
 from app.auth.deps import get_session
 from app.auth.errors import NotAuthenticated, wants_html
 from app.auth.sessions import Session
+from app.auth.urls import route_path
 
 # Set (for the browser session) when a silent login starts, so it is tried only once.
 SILENT_LOGIN_COOKIE = "app_silent_login"
@@ -33,7 +35,7 @@ async def try_silent_login(request: Request) -> Session | None:
         and wants_html(request)
         and SILENT_LOGIN_COOKIE not in request.cookies
     ):
-        path = str(request.scope["path"])
+        path = route_path(request.scope)
         query = request.scope.get("query_string", b"").decode("utf-8", errors="replace")
         raise NotAuthenticated(
             login_redirect=f"{path}?{query}" if query else path, login_params={"prompt": "none"}
@@ -41,10 +43,15 @@ async def try_silent_login(request: Request) -> Session | None:
     return session
 
 
-def mark_tried(response: Response, *, secure: bool) -> None:
+def mark_tried(response: Response, cookies: CookieScope) -> None:
     """Remember, until the browser closes, that this browser tried a silent login."""
     response.set_cookie(
-        SILENT_LOGIN_COOKIE, "1", path="/", secure=secure, httponly=True, samesite="lax"
+        SILENT_LOGIN_COOKIE,
+        "1",
+        path=cookies.path(),
+        secure=cookies.secure,
+        httponly=True,
+        samesite="lax",
     )
 
 

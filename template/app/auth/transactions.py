@@ -17,16 +17,14 @@ from dataclasses import asdict, dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
-from app.auth.cookies import CookieCipher
+from app.auth.cookies import CookieCipher, CookieScope
 from app.auth.urls import AUTH_PREFIX
 
 TRANSACTION_LIFETIME = 3600  # seconds: long enough for sign-up, MFA or a password reset
 MAX_PENDING = 8  # older pending logins are dropped when a browser starts more than this
 COOKIE_PREFIX = "app_tx."
-COOKIE_PATH = AUTH_PREFIX
-# With https the cookies are `__Host-app_tx.<state>` (Path=/, as the prefix requires):
-# no sibling subdomain can plant a login of its own (login CSRF) in a user's browser.
-SECURE_COOKIE_PREFIX = "__Host-"
+# With https the cookies are `__Host-app_tx.<state>` (see `CookieScope`): no sibling
+# subdomain can plant a login of its own (login CSRF) in a user's browser.
 STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
@@ -72,11 +70,11 @@ class LoginTransaction:
 
 
 class TransactionCookies:
-    def __init__(self, secrets: Sequence[str], *, secure: bool) -> None:
+    def __init__(self, secrets: Sequence[str], *, cookies: CookieScope) -> None:
         self._cipher = CookieCipher(secrets, "transaction")
-        self._secure = secure
-        self._prefix = SECURE_COOKIE_PREFIX + COOKIE_PREFIX if secure else COOKIE_PREFIX
-        self._path = "/" if secure else COOKIE_PATH
+        self._secure = cookies.secure
+        self._prefix = cookies.name(COOKIE_PREFIX)
+        self._path = cookies.path(AUTH_PREFIX)
 
     def save(self, request: Request, response: Response, transaction: LoginTransaction) -> None:
         self._drop_oldest(request, response)

@@ -1,14 +1,43 @@
 """Where the auth routes live, and where a redirect may go after login or logout.
 
-`AUTH_PREFIX` is the one place that says where the auth routes are mounted: change it
-here (and in the provider's allowed callback and logout URLs) to move them.
+`AUTH_PREFIX` is the one place that says where the auth routes are mounted: `/auth`, or
+the `AUTH_PREFIX` setting (environment or `.env`, e.g. `/account`), read once at import
+because routes are declared then. Moving them means changing the provider's allowed
+callback and logout URLs too.
+
+Paths in this app's code (`/profile`, `LOGIN_PATH`) are paths of the app itself. When
+`APP_BASE_URL` has a path (`https://example.com/portal`, behind a proxy that routes
+`/portal/...` here), the app is served under that base path: `app_path()` turns an
+app path into the one browsers use (`/portal/profile`), `route_path()` the reverse.
 """
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, MutableMapping
 from ipaddress import ip_address
+from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
-AUTH_PREFIX = "/auth"
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.requests import HTTPConnection
+from starlette.responses import RedirectResponse
+
+DEFAULT_AUTH_PREFIX = "/auth"
+PREFIX_PATTERN = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+class _RoutePrefix(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    auth_prefix: str = DEFAULT_AUTH_PREFIX
+
+
+def _auth_prefix() -> str:
+    value = _RoutePrefix().auth_prefix.rstrip("/")
+    # An invalid value is reported by the settings (AuthSettings.auth_prefix) at startup.
+    return value if PREFIX_PATTERN.fullmatch(value) else DEFAULT_AUTH_PREFIX
+
+
+AUTH_PREFIX = _auth_prefix()
 LOGIN_PATH = f"{AUTH_PREFIX}/login"
 CALLBACK_PATH = f"{AUTH_PREFIX}/callback"
 MAX_RETURN_TO_LENGTH = 2048
@@ -39,6 +68,30 @@ def login_url(return_to: str, params: Mapping[str, str] | None = None) -> str:
     target = safe_return_to(return_to)
     query = {**(params or {}), **({"returnTo": target} if target != "/" else {})}
     return f"{LOGIN_PATH}?{urlencode(query)}" if query else LOGIN_PATH
+
+
+def app_path(scope: MutableMapping[str, Any], path: str) -> str:
+    """`path` of this app (`/profile`) as browsers ask for it: under the base path that
+    `APP_BASE_URL` may have (`/portal/profile`). Use it for every redirect and link."""
+    return str(scope.get("root_path", "")) + path
+
+
+def redirect_within(
+    request: HTTPConnection, path: str | None, headers: Mapping[str, str] | None = None
+) -> RedirectResponse:
+    """A 303 to `path` of this app (`returnTo`, made safe), under the app's base path."""
+    return RedirectResponse(
+        app_path(request.scope, safe_return_to(path)), status_code=303, headers=headers
+    )
+
+
+def route_path(scope: MutableMapping[str, Any]) -> str:
+    """The request's path in this app, without the base path (whether the proxy in front
+    kept it in the request or took it off)."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    if root and (path == root or path.startswith(f"{root}/")):
+        return path[len(root) :] or "/"
+    return path
 
 
 def is_loopback(host: str) -> bool:
