@@ -14,7 +14,7 @@ from components.process import HOST, START_TIMEOUT, ChildProcess, wait_for
 from components.provider import OidcClient, OidcProvider
 
 # Settings of the generated app (see template/app/config.py) that must not leak in from the shell.
-APP_SETTING_PREFIXES = ("AUTH0_", "APP_", "SESSION_")
+APP_SETTING_PREFIXES = ("AUTH0_", "AUTH_", "APP_", "SESSION_")
 
 
 class RenderedProject(Protocol):
