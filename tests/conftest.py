@@ -1,13 +1,20 @@
 """Session fixtures: rendered projects (once per answer set) and the real data stores."""
 
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from components import PostgresServer, RedisServer
 from variants import DEFAULT_ANSWERS, VARIANTS
 
 from tooling.rendering import Project, install, installed_project, render, uv
+
+# The suite runs as `.venv/bin/python -m pytest` without an activated venv: the tools it
+# installed there (ruff, uv, hadolint, copier) come first, as they would when activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,139 @@
+"""The README's first screen, run as a new user would: its two commands, word for word.
+
+"Try it" runs in a fresh clone with a fresh HOME and, where the machine has it, Debian's own
+`/usr/bin/python3` (which refuses `pip install` outside a venv, PEP 668). It must scaffold the
+app, serve it with a working login at the development provider, leave a project that
+`copier update` can find its template from, and whose own tests pass after the documented
+install. "Test it" is what `.ci/run` runs.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+import yaml
+
+from tooling.rendering import REPO, snapshot_template
+
+APP = "http://127.0.0.1:8000"
+STARTUP_TIMEOUT = 600  # seconds: pip downloads copier and the app's dependencies first
+# The environment a new user's shell would not have: the app's settings from this one.
+DROPPED = ("AUTH0_", "AUTH_", "APP_", "SESSION_", "REDIS_", "DATABASE_", "VIRTUAL_ENV", "PYTHON")
+
+
+def readme_command(title: str) -> str:
+    """The one-line shell command in the code block after the README's `**title**`."""
+    readme = (REPO / "README.md").read_text()
+    first_screen = readme.split("\n---\n", 1)[0]
+    found = re.search(rf"\*\*{re.escape(title)}\*\*.*?```sh\n(.+?)\n```", first_screen, re.S)
+    assert found, f"the README's first screen has no {title!r} command"
+    command = found.group(1)
+    assert "\n" not in command, f"{title!r} must be one command"
+    return command
+
+
+def system_python_path() -> str:
+    """PATH for the new user: Debian's python3 when it is the one a fresh machine has."""
+    system = Path("/usr/bin/python3")
+    if system.exists():
+        version = subprocess.run(
+            [system, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        if version.strip() == "True":
+            return "/usr/bin:/bin"
+    return f"{Path(sys.executable).parent}:/usr/bin:/bin"
+
+
+def test_the_test_command_is_what_ci_runs() -> None:
+    command = readme_command("Test it")
+
+    assert command in (REPO / ".ci" / "run").read_text().splitlines()
+    assert command.startswith("python3 -m venv .venv && ")  # never the caller's environment
+
+
+@pytest.fixture
+def try_it(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
+    clone = snapshot_template(tmp_path / "clone")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED)}
+    env.update(HOME=str(home), PATH=system_python_path())
+    log = tmp_path / "try-it.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["bash", "-c", readme_command("Try it")],
+            cwd=clone, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process, tmp_path / "my-app", log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_for_app(process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"'Try it' stopped ({process.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{APP}/", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the app did not answer at {APP}:\n{log.read_text()[-4000:]}")
+
+
+def log_in(username: str) -> dict[str, object]:
+    """Log in at the development provider's form, as a browser would; the session's user."""
+    with httpx.Client() as browser:
+        authorize = browser.get(f"{APP}/auth/login").headers["location"]
+        form = browser.get(authorize)
+        assert form.status_code == 200 and 'name="username"' in form.text
+        parts = urlsplit(authorize)
+        signed_in = browser.post(
+            f"{parts.scheme}://{parts.netloc}{parts.path}",
+            data={**dict(parse_qsl(parts.query)), "username": username},
+        )
+        callback = browser.get(signed_in.headers["location"])
+        assert callback.status_code == 303, callback.text
+        profile = browser.get(f"{APP}/auth/profile")
+        assert profile.status_code == 200, profile.text
+        user: dict[str, object] = profile.json()
+        return user
+
+
+def test_try_it_serves_the_app_with_a_working_login(
+    try_it: tuple[subprocess.Popen[bytes], Path, Path],
+) -> None:
+    process, project, log = try_it
+    wait_for_app(process, log)
+
+    assert log_in("newcomer")["sub"] == "newcomer"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert Path(answers["_src_path"]).is_absolute()  # so `copier update` can find it later
+    venv = project / ".venv" / "bin"
+    check = subprocess.run(
+        [venv / "copier", "check-update"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert "Traceback" not in check.stderr, check.stderr
+    # The documented install ('.[dev]') is enough for the project's own tests.
+    tests = subprocess.run(
+        [venv / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout[-4000:]
