@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,20 @@ def test_the_production_image_trusts_no_forwarded_headers_and_has_no_dev_provide
     assert "ENV FORWARDED_ALLOW_IPS=127.0.0.1" in instructions
     assert not [line for line in instructions if "devserver" in line]
     assert re.search(r'^packages = \["app"\]', pyproject, re.M)  # the wheel holds app/ only
+
+
+def test_the_leftover_check_looks_at_the_projects_own_files_only(default_project: Project) -> None:
+    """A `venv/` made by the user (with files that look like conflicts) is not theirs to fix;
+    a conflict marker in the app is."""
+    venv = default_project.path / "venv"
+    edited = default_project.path / "app" / "leftover.py"
+    check = [default_project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+        (venv / "lib" / "vendored.py").write_text("<<<<<<< theirs\n")
+        assert default_project.run(*check, "tests/test_repository.py", check=False).returncode == 0
+        edited.write_text("<<<<<<< HEAD\n")
+        assert default_project.run(*check, "tests/test_repository.py", check=False).returncode == 1
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+        edited.unlink(missing_ok=True)
