@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from app import api, pages
 from app.auth import Auth, install_auth
 from app.config import Settings, get_settings
+from app.logs import configure_logging
 from app.variant import PROJECT_NAME
 
 
@@ -14,6 +15,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Tests pass their own settings and an in-process provider transport."""
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     auth = Auth.from_settings(settings, transport=provider_transport)
     docs = settings.docs_enabled  # in development, or when OPENAPI_DOCS=true
     app = FastAPI(

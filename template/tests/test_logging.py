@@ -1,12 +1,20 @@
 """One log line per auth event, and never a token, code or secret in any of them."""
 
+import json
 import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from devserver.provider import FakeProvider
 from tests.helpers import LOGOUT, log_in, query, send_backchannel_logout, start_login
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_auth_events_are_logged_without_secrets(
@@ -39,3 +47,31 @@ def test_auth_events_are_logged_without_secrets(
     ]  # fmt: skip
     logged = caplog.text
     assert not [secret for secret in secrets if secret and secret in logged]
+
+
+SHOW_A_REFUSED_LOGIN = """
+from fastapi.testclient import TestClient
+from app.main import app
+with TestClient(app) as client:
+    client.get("/auth/callback?state=not-a-login-of-this-browser&code=x")
+"""
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_auth_events_show_under_a_plain_server(form: str) -> None:
+    """Run as `uvicorn app.main:app` would (no logging set up): lines reach stderr."""
+    env = {**os.environ, "LOG_FORMAT": form}
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_A_REFUSED_LOGIN],
+        capture_output=True, text=True, env=env, check=True, cwd=ROOT,
+    )  # fmt: skip
+
+    (line,) = [line for line in result.stderr.splitlines() if "auth.error" in line]
+    if form == "json":
+        entry = json.loads(line)
+        assert entry["level"] == "INFO" and entry["logger"] == "app.auth"
+        assert entry["message"].startswith("auth.error code=login_expired")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", entry["time"])
+    else:
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO app\.auth: auth\.error ", line)
+        assert "code=login_expired" in line

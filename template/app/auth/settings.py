@@ -116,6 +116,9 @@ class AuthSettings(StoreSettings, BaseSettings):
     # Serve /docs, /redoc and /openapi.json; unset: only in development (APP_BASE_URL is
     # http:// on this machine).
     openapi_docs: bool | None = None
+    # Logs (app/logs.py): the level of the app's loggers, and `text` or `json` lines.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("auth0_domain")
     @classmethod
