@@ -49,6 +49,7 @@ def make_settings(provider: FakeProvider, **overrides: Any) -> Settings:
         "auth0_client_secret": provider.client_secret,
         "app_base_url": APP_URL,
         "session_secret": SESSION_SECRET,
+        "auth_startup_check": False,  # tests set up the provider after the app starts
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -2,6 +2,7 @@
 that cannot be used is logged with its URL and status (never shown on the page)."""
 
 import logging
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
@@ -82,3 +83,35 @@ def test_an_issuer_mismatch_is_logged_with_both_issuers(
     assert page.status_code == 502
     assert "configured='https://provider.test'" in caplog.text
     assert "discovered='https://other.example/'" in caplog.text
+
+
+def test_the_app_checks_the_provider_when_it_starts(
+    client_for: Callable[..., TestClient], provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong AUTH0_DOMAIN shows in the log at startup, not at the first login; the app
+    starts anyway."""
+    caplog.set_level(logging.INFO, logger="app.auth")
+    provider.replies["discovery"] = Response(status_code=404)
+
+    client = client_for(auth_startup_check=True)
+    for _ in range(100):  # the check runs in the background
+        if "auth.provider_check_failed" in caplog.text:
+            break
+        client.get("/")
+    assert client.get("/").status_code == 200
+
+    (line,) = [r.getMessage() for r in caplog.records if "provider_check_failed" in r.getMessage()]
+    assert f"issuer={provider.issuer!r}" in line and "Logins fail until it answers" in line
+    assert "/.well-known/openid-configuration" in caplog.text and "404" in caplog.text
+
+
+def test_a_provider_that_answers_at_startup_is_logged_ready(
+    client_for: Callable[..., TestClient], provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.auth")
+    client = client_for(auth_startup_check=True)
+    for _ in range(100):
+        if "auth.provider_ready" in caplog.text:
+            break
+        client.get("/")
+    assert f"auth.provider_ready issuer={provider.issuer!r}" in caplog.text

@@ -425,7 +425,9 @@ def test_provider_down_or_hanging_logins_fail_friendly_sessions_and_caches_keep_
     port = free_port()
     client = client_for(dedicated_provider, port, catcher)
     app = start_app(dedicated_provider, client=client, port=port, AUTH0_TIMEOUT=STORE_TIMEOUT)
-    untouched = start_app(dedicated_provider, AUTH0_TIMEOUT=STORE_TIMEOUT)  # nothing cached
+    untouched = start_app(  # nothing cached: no discovery at startup either
+        dedicated_provider, AUTH0_TIMEOUT=STORE_TIMEOUT, AUTH_STARTUP_CHECK="false"
+    )
     alice, bob, carol, dave = (new_user(name) for name in ("alice", "bob", "carol", "dave"))
     alice_cookie, bob_cookie = log_in(app, alice), log_in(app, bob)
     bob_logout = catcher.take(dedicated_provider, client, bob)  # kept, not delivered yet

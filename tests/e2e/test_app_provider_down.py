@@ -5,11 +5,13 @@ Each test has its own provider (``dedicated_provider``): a stopped provider forg
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
 import httpx
 from app_flows import HTML, finish_login, follow_app, http_login, sign_in, start_login
+from components import free_port, wait_for
 from playwright.sync_api import expect
 
 if TYPE_CHECKING:
@@ -32,7 +34,8 @@ def test_provider_down_during_login_shows_503_and_sessions_keep_working(
     artifacts_dir: Path,
 ) -> None:
     app = start_app(dedicated_provider)
-    untouched_app = start_app(dedicated_provider)  # has not asked the provider anything yet
+    # Has not asked the provider anything yet (no discovery at startup either).
+    untouched_app = start_app(dedicated_provider, AUTH_STARTUP_CHECK="false")
     page.goto(app.url("/profile"))
     sign_in(page, "alice")
     expect(page).to_have_url(app.url("/profile"))
@@ -71,7 +74,7 @@ def test_hanging_provider_gets_504_within_the_timeout(
     dedicated_provider: OidcProvider, start_app: StartApp
 ) -> None:
     app = start_app(dedicated_provider, AUTH0_TIMEOUT="1")
-    untouched_app = start_app(dedicated_provider, AUTH0_TIMEOUT="1")
+    untouched_app = start_app(dedicated_provider, AUTH0_TIMEOUT="1", AUTH_STARTUP_CHECK="false")
     with httpx.Client(timeout=10) as client:
         callback_url = finish_login(client, app, start_login(client, app, "/profile"), "alice")
 
@@ -95,3 +98,21 @@ def test_hanging_provider_gets_504_within_the_timeout(
     assert login_api.json()["error"] == "provider_timeout"
     assert 0.9 < login_seconds < 2.5
     assert "Welcome, Alice" in recovered.text  # nothing stuck once the provider answers again
+
+
+def test_a_provider_that_is_not_there_shows_in_the_log_at_startup(
+    oidc_provider: OidcProvider, start_app: StartApp
+) -> None:
+    """A wrong AUTH0_DOMAIN is logged when the app starts (URL and cause), not at the first
+    login; the app serves its pages meanwhile."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    app = start_app(oidc_provider, AUTH0_DOMAIN=nobody)
+    assert httpx.get(app.url("/")).status_code == 200
+
+    def logged() -> bool:
+        return "auth.provider_check_failed" in app.log_path.read_text()
+
+    wait_for(logged, 10, "the startup check's log line")
+    log = app.log_path.read_text()
+    assert f"{nobody}/.well-known/openid-configuration" in log
+    assert re.search(r"\d\d:\d\d:\d\d,\d{3} WARNING app\.auth: auth\.provider_check_failed", log)

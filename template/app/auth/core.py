@@ -4,6 +4,8 @@
 with the `AuthDep` dependency (or `get_auth(request)`).
 """
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from fastapi import FastAPI, Request
 
 from app.auth.api_token_checks import ApiTokens
 from app.auth.client import OidcClient
+from app.auth.errors import ProviderError
 from app.auth.provider import Provider
 from app.auth.refresh import TokenRefresher
 from app.auth.session_cookie import Sessions
@@ -22,6 +25,8 @@ from app.auth.stores.base import LogoutTokens
 from app.auth.transactions import TransactionCookies
 from app.auth.user import UserClaims
 from app.auth.variant import build_store
+
+logger = logging.getLogger("app.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +92,31 @@ class Auth:
         """Open the session store when the app starts, close connections when it stops:
         `FastAPI(lifespan=auth.lifespan)`."""
         await self.sessions.open()
+        check = None
+        if self.settings.auth_startup_check:
+            check = asyncio.create_task(self.check_provider())
         try:
             yield
         finally:
+            if check is not None:
+                check.cancel()
             await self.aclose()
+
+    async def check_provider(self) -> bool:
+        """Fetch the provider's discovery document (started in the background when the app
+        starts): a wrong `AUTH0_DOMAIN` or an unreachable provider shows in the log at
+        once, not at the first login. The app starts either way."""
+        try:
+            metadata = await self.provider.metadata()
+        except ProviderError as exc:
+            logger.warning(
+                "auth.provider_check_failed issuer=%r: %s Logins fail until it answers.",
+                self.settings.issuer,
+                exc.message,
+            )
+            return False
+        logger.info("auth.provider_ready issuer=%r", metadata.issuer)
+        return True
 
     async def aclose(self) -> None:
         try:

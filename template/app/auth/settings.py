@@ -8,6 +8,7 @@ Template-owned: add your app's settings to `app/config.py`, which extends these.
 """
 
 import math
+import re
 import warnings
 from collections import Counter
 from functools import cached_property
@@ -116,6 +117,9 @@ class AuthSettings(StoreSettings, BaseSettings):
     # Serve /docs, /redoc and /openapi.json; unset: only in development (APP_BASE_URL is
     # http:// on this machine).
     openapi_docs: bool | None = None
+    # Fetch the provider's discovery document when the app starts (in the background;
+    # a failure is logged, the app starts anyway).
+    auth_startup_check: bool = True
     # Logs (app/logs.py): the level of the app's loggers, and `text` or `json` lines.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -124,9 +128,24 @@ class AuthSettings(StoreSettings, BaseSettings):
     @classmethod
     def _issuer_url(cls, value: str) -> str:
         value = value.strip()
+        if re.match(r"https?(:|//)", value, re.IGNORECASE) and "://" not in value:
+            raise ValueError(
+                f"{value!r} has a mistyped scheme: write https://host or just the host"
+            )
         if "://" not in value:
-            value = f"https://{value.strip('/')}/"
-        host = _check_url(value, "must be an https:// URL or a host name").hostname or ""
+            host_part = value.strip("/")
+            if "/" in host_part:
+                raise ValueError(
+                    f"is a host name with a path ({value!r}): write the host alone "
+                    "(your-tenant.us.auth0.com), or the whole issuer URL with https://"
+                )
+            value = f"https://{host_part}/"
+        parts = _check_url(value, "must be an https:// URL or a host name")
+        if parts.path.rstrip("/").endswith("/.well-known/openid-configuration"):
+            raise ValueError("is the discovery URL: write the issuer, without /.well-known/...")
+        if parts.scheme == "https" and parts.port == 443:
+            raise ValueError("names port 443, which https:// uses anyway: leave out :443")
+        host = parts.hostname or ""
         if any(label.startswith("your-") for label in host.split(".")):
             raise ValueError("is still the placeholder from .env.example")
         return value
