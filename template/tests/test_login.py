@@ -295,3 +295,24 @@ def test_offline_access_asks_for_consent_when_the_setting_says(
     params = query(start_login(client, **asked).headers["location"])
 
     assert params.get("prompt") == prompt
+
+
+@pytest.mark.parametrize(
+    ("opened", "configured"), [("localhost", "127.0.0.1"), ("127.0.0.1", "localhost")]
+)
+def test_a_login_at_the_other_name_of_this_machine_says_which_address_to_use(
+    client_for: Callable[..., TestClient], provider: FakeProvider, opened: str, configured: str
+) -> None:
+    """Not "your login expired" after the provider: the cookies would stay with `opened`."""
+    client = client_for(app_base_url=f"http://{configured}:8000")
+
+    page = client.get(
+        f"http://{opened}:8000{LOGIN_PATH}?returnTo=/profile", headers={"Accept": "text/html"}
+    )
+
+    assert page.status_code == 400
+    assert f"http://{configured}:8000 (APP_BASE_URL)" in page.text
+    assert f"opened at http://{opened}:8000" in page.text
+    assert f'href="http://{configured}:8000{LOGIN_PATH}?returnTo=/profile"' in page.text
+    assert "authorize" not in provider.requests
+    assert client.get(f"http://{configured}:8000{LOGIN_PATH}").status_code == 303

@@ -130,6 +130,22 @@ class LoginExpired(InvalidRequest):
     title = "Your login expired"
 
 
+class WrongAddress(InvalidRequest):
+    """A login started at another name of this machine than `APP_BASE_URL` says (localhost
+    vs 127.0.0.1): its cookies would stay with that name and the login could not finish."""
+
+    code = "wrong_address"
+    title = "Open the app at its own address"
+
+    def __init__(self, opened: str, configured: str, retry_url: str) -> None:
+        super().__init__(
+            f"This app's address is {configured} (APP_BASE_URL), but this page was opened at "
+            f"{opened}. Browsers keep cookies apart for the two, so a login started here "
+            f"cannot finish: use {configured} instead."
+        )
+        self.retry_url = retry_url
+
+
 class LoginFailed(AuthError):
     code = "login_failed"
     title = "Login did not complete"
@@ -190,7 +206,8 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
             "title": exc.title,
             "message": exc.message,
             "code": exc.code,
-            "login_url": app_path(request.scope, login_url(_destination(request))),
+            "login_url": getattr(exc, "retry_url", None)
+            or app_path(request.scope, login_url(_destination(request))),
         }
         return templates.TemplateResponse(
             request, "error.html", context, status_code=exc.status_code, headers=headers

@@ -30,6 +30,7 @@ from app.auth.errors import (
     NotAuthenticated,
     ProviderError,
     UnsupportedMediaType,
+    WrongAddress,
 )
 from app.auth.login_requirements import (
     SILENT_LOGIN_ERRORS,
@@ -42,7 +43,7 @@ from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
 from app.auth.silent_login import mark_tried
 from app.auth.transactions import LoginTransaction
-from app.auth.urls import AUTH_PREFIX, redirect_within, safe_return_to
+from app.auth.urls import AUTH_PREFIX, LOGIN_PATH, is_loopback, redirect_within, safe_return_to
 
 logger = logging.getLogger("app.auth")
 router = APIRouter(prefix=AUTH_PREFIX, tags=["auth"])
@@ -61,6 +62,7 @@ Param = Annotated[str | None, Query()]
 @router.get("/login", response_class=RedirectResponse, status_code=303, include_in_schema=False)
 async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> Response:
     """Start a login: redirect to the provider's authorization endpoint."""
+    _check_address(request, auth.settings.app_base_url)
     params = request.query_params
     extra = {
         name: value
@@ -87,6 +89,28 @@ async def login(request: Request, auth: AuthDep, return_to: ReturnTo = None) -> 
     if transaction.prompt == "none":
         mark_tried(response, auth.settings.cookie_scope)
     return response
+
+
+def _check_address(request: Request, base_url: str) -> None:
+    """Refuse a login at `localhost` when `APP_BASE_URL` says `127.0.0.1` (or the reverse):
+    the callback would come back to the other name, without this browser's login cookie."""
+    base = urlsplit(base_url)
+    opened = urlsplit("//" + request.headers.get("host", ""))
+    try:
+        same_port = opened.port == base.port
+    except ValueError:
+        return
+    if (
+        same_port
+        and opened.hostname != base.hostname
+        and is_loopback(opened.hostname or "")
+        and is_loopback(base.hostname or "")
+    ):
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        retry = base_url + LOGIN_PATH + (f"?{query}" if query else "")
+        raise WrongAddress(
+            f"{base.scheme}://{opened.netloc}", f"{base.scheme}://{base.netloc}", retry
+        )
 
 
 @router.get("/callback", response_class=RedirectResponse, status_code=303, include_in_schema=False)
