@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
-from components import PostgresServer, RedisServer
+from components import PostgresServer, RedisServer, free_port, wait_for
 
 from tooling.rendering import REPO, Project, generated_files, render, uv
 
@@ -259,3 +260,33 @@ def test_the_leftover_check_looks_at_the_projects_own_files_only(default_project
     finally:
         shutil.rmtree(venv, ignore_errors=True)
         edited.unlink(missing_ok=True)
+
+
+def test_fastapi_run_finds_the_app(default_project: Project, tmp_path: Path) -> None:
+    """`fastapi run` / `fastapi dev` start the app from `[tool.fastapi]` in pyproject.toml."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUTH0_DOMAIN": "https://provider.test",
+        "AUTH0_CLIENT_ID": "client",
+        "AUTH0_CLIENT_SECRET": "secret",
+        "APP_BASE_URL": f"http://127.0.0.1:{port}",
+        "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya-fastapi-run",
+        "AUTH_STARTUP_CHECK": "false",
+    }
+    server = subprocess.Popen(
+        [default_project.bin("fastapi"), "run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=default_project.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(answers, 60, "fastapi run to serve the app")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -8,6 +8,7 @@ are left alone: they are used when you run the app without this command.
 import argparse
 import os
 import secrets
+import socket
 import threading
 import time
 from pathlib import Path
@@ -60,10 +61,23 @@ def api_audience(app_url: str, env_file: Path = Path(".env")) -> str:
     return os.environ["API_AUDIENCE"]
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
 def serve_provider(provider: FakeProvider, port: int) -> None:
     server = uvicorn.Server(uvicorn.Config(provider.app, host=HOST, port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
+        if not thread.is_alive():
+            raise SystemExit(f"The development provider could not start on port {port}.")
         time.sleep(0.05)
 
 
@@ -75,6 +89,15 @@ def main() -> None:
     )
     parser.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
     args = parser.parse_args()
+    for port, option, what in (
+        (args.port, "--port", "the app"),
+        (args.provider_port, "--provider-port", "the development provider"),
+    ):
+        if port_in_use(port):
+            parser.error(
+                f"port {port} for {what} is taken (another devserver or program runs there): "
+                f"stop it, or choose another port with {option}"
+            )
 
     ensure_env_file()
     app_url = f"http://{HOST}:{args.port}"

@@ -1,12 +1,17 @@
 """`python -m devserver` prepares a working `.env` on first run."""
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from app.config import load_settings
 from devserver.__main__ import api_audience, ensure_env_file
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_first_run_creates_env_with_a_random_secret(
@@ -55,3 +60,22 @@ def test_an_audience_in_env_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     assert api_audience("http://127.0.0.1:8000", tmp_path / ".env") == "https://api.example.com"
     assert "API_AUDIENCE" not in os.environ
+
+
+@pytest.mark.parametrize("option", ["--port", "--provider-port"])
+def test_a_taken_port_is_named_with_the_option_to_change(tmp_path: Path, option: str) -> None:
+    """Never a hang: the devserver stops at once and says what to do."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "devserver", "--no-reload", option, str(port)],
+            cwd=tmp_path,  # no .env is written there
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and f"choose another port with {option}" in result.stderr
+    assert not (tmp_path / ".env").exists()
