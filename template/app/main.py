@@ -2,10 +2,12 @@
 
 import httpx
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 
 from app import api, pages
 from app.auth import Auth, install_auth
 from app.config import Settings, get_settings
+from app.error_pages import http_error_page
 from app.logs import configure_logging
 from app.variant import PROJECT_NAME
 
@@ -27,6 +29,7 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
     )
     install_auth(app, auth)
+    app.add_exception_handler(HTTPException, http_error_page)  # 404 & co. as pages
     app.include_router(pages.router)
     app.include_router(api.router)
     return app

@@ -3,7 +3,14 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.auth import CurrentAccessToken, CurrentSession, CurrentUser, OptionalSession, get_auth
+from app.auth import (
+    CurrentAccessToken,
+    CurrentSession,
+    CurrentUser,
+    JustLoggedOut,
+    OptionalSession,
+    get_auth,
+)
 from app.auth.session_routes import describe
 from app.templating import templates
 
@@ -11,9 +18,12 @@ router = APIRouter(tags=["pages"])
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, session: OptionalSession) -> HTMLResponse:
+async def home(
+    request: Request, session: OptionalSession, logged_out: JustLoggedOut
+) -> HTMLResponse:
     user = session.user if session else None
-    return templates.TemplateResponse(request, "index.html", {"user": user})
+    context = {"user": user, "logged_out": logged_out and user is None}
+    return templates.TemplateResponse(request, "index.html", context)
 
 
 @router.get("/profile", response_class=HTMLResponse)

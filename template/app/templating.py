@@ -1,5 +1,6 @@
 """The Jinja2 environment for pages and error pages (autoescaping on)."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ def _paths(request: Request) -> dict[str, Any]:
     return {"base": base, "auth": base + AUTH_PREFIX}
 
 
+def when(iso: str) -> str:
+    """An ISO 8601 time as people read it: `6 Dec 2026, 21:05 UTC`."""
+    moment = datetime.fromisoformat(iso).astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
 templates = Jinja2Templates(
     directory=Path(__file__).parent / "templates", context_processors=[_paths]
 )
+templates.env.filters["when"] = when

@@ -1,12 +1,18 @@
 """The example pages and the dependencies that protect routes."""
 
+import re
+from datetime import UTC, datetime
+
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.auth import policy
+from app.auth import NotAuthenticated, policy
 from app.auth.urls import LOGIN_PATH
 from devserver.provider import FakeProvider
 from tests.helpers import LOGOUT, PROFILE, log_in
+
+HTML = {"Accept": "text/html"}
 
 
 def test_home_page_for_anonymous_and_logged_in_users(
@@ -66,3 +72,48 @@ def test_user_content_is_escaped(client: TestClient, provider: FakeProvider) -> 
         page = client.get(path)
         assert "<img src=x" not in page.text
         assert "&lt;img src=x" in page.text
+
+
+def test_after_logout_the_home_page_says_so_once(logged_in: TestClient) -> None:
+    logout = logged_in.get(LOGOUT)
+    assert logout.status_code == 303  # to the provider, which sends the browser home
+
+    home = logged_in.get("/", headers=HTML)
+    assert "You are logged out." in home.text
+    assert "You are logged out." not in logged_in.get("/", headers=HTML).text
+
+
+def test_a_first_visit_is_not_told_it_logged_out(client: TestClient) -> None:
+    assert "You are logged out." not in client.get("/", headers=HTML).text
+
+
+def test_an_unknown_address_is_a_page_for_browsers_and_json_for_apis(client: TestClient) -> None:
+    page = client.get("/no-such-page", headers=HTML)
+    assert page.status_code == 404 and "Page not found" in page.text
+    assert 'href="/"' in page.text and "Log in" not in page.text.split("<main>")[1]
+
+    api = client.get("/no-such-page", headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+
+
+def test_the_401_page_asks_a_first_time_visitor_to_log_in(app: FastAPI, client: TestClient) -> None:
+    @app.get("/members-only")
+    async def members_only() -> None:
+        raise NotAuthenticated()  # no page to return to: the error page, not a redirect
+
+    page = client.get("/members-only", headers=HTML)
+
+    assert page.status_code == 401
+    assert ">Log in</a>" in page.text and "Log in again" not in page.text
+
+
+def test_session_times_are_readable(logged_in: TestClient) -> None:
+    page = logged_in.get("/sessions", headers=HTML)
+
+    if "cannot list them" in page.text:  # the cookie store keeps no list
+        return
+    readable = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', page.text)
+    assert readable
+    for iso, shown in readable:
+        moment = datetime.fromisoformat(iso).astimezone(UTC)
+        assert shown == f"{moment.day} {moment:%b %Y, %H:%M} UTC"

@@ -25,6 +25,7 @@ from app.auth.deps import (
 )
 from app.auth.errors import AuthError, Forbidden, NotAuthenticated
 from app.auth.install import install_auth
+from app.auth.logout_notice import JustLoggedOut
 from app.auth.sessions import AccessToken, Session
 from app.auth.silent_login import TrySilentLogin
 
@@ -41,6 +42,7 @@ __all__ = [
     "CurrentSession",
     "CurrentUser",
     "Forbidden",
+    "JustLoggedOut",
     "NotAuthenticated",
     "OptionalSession",
     "Session",

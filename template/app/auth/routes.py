@@ -39,6 +39,7 @@ from app.auth.login_requirements import (
     login_params,
     needs_userinfo,
 )
+from app.auth.logout_notice import leave_notice
 from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
 from app.auth.silent_login import mark_tried
@@ -215,6 +216,7 @@ async def _log_out(request: Request, auth: Auth, return_to: str | None) -> Respo
     )
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     if session is not None:
+        leave_notice(response, auth.settings.cookie_scope)  # "You are logged out."
         logger.info("auth.logout sub=%s", session.sub)
         if session.refresh_token:
             # After the response is sent, so a slow provider never holds up a logout.
