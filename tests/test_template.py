@@ -290,3 +290,31 @@ def test_fastapi_run_finds_the_app(default_project: Project, tmp_path: Path) -> 
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+PROMPT_WIDTH = 76  # 80 columns less copier's prompt marker
+
+
+def test_copier_prompts_fit_80_columns() -> None:
+    questions = {
+        name: question
+        for name, question in yaml.safe_load((REPO / "copier.yml").read_text()).items()
+        if not name.startswith("_")
+    }
+    too_wide = [
+        line
+        for question in questions.values()
+        for line in [*str(question.get("help", "")).splitlines(), *question.get("choices", {})]
+        if len(line) > PROMPT_WIDTH
+    ]
+    assert too_wide == []
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("Café Crème", "cafe-creme"), ("Straße & Søn", "strasse-son"), ("2048 Orders", "orders")],
+)
+def test_the_default_slug_is_plain_ascii(tmp_path: Path, name: str, slug: str) -> None:
+    project = render(tmp_path / "p", project_name=name)
+
+    assert f'name = "{slug}"' in (project / "pyproject.toml").read_text()
