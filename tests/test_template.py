@@ -318,3 +318,38 @@ def test_the_default_slug_is_plain_ascii(tmp_path: Path, name: str, slug: str) -
     project = render(tmp_path / "p", project_name=name)
 
     assert f'name = "{slug}"' in (project / "pyproject.toml").read_text()
+
+
+def test_one_uv_version_for_the_image_the_ci_workflow_and_these_tests(
+    default_project: Project,
+) -> None:
+    dockerfile = (default_project.path / "Dockerfile").read_text()
+    workflow = (default_project.path / ".github/workflows/ci.yml").read_text()
+    ours = re.search(r"^uv==(\S+)", (REPO / "tests/requirements.txt").read_text(), re.M)
+
+    assert ours is not None
+    assert f"ghcr.io/astral-sh/uv:{ours[1]} " in dockerfile
+    assert f'version: "{ours[1]}"' in workflow
+
+
+def test_the_images_install_step_uses_the_lock_without_dev_tools(
+    default_project: Project, tmp_path: Path
+) -> None:
+    """What `docker build` runs (`uv sync --locked --no-dev`), on a copy of the project."""
+    source = tmp_path / "src"
+    shutil.copytree(default_project.path, source, ignore=shutil.ignore_patterns(".venv"))
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    for step in (["--no-install-project"], ["--no-editable"]):
+        subprocess.run(
+            [uv(), "sync", "-q", "--locked", "--no-dev", "--python", sys.executable, *step],
+            cwd=source, env=env, check=True,
+        )  # fmt: skip
+
+    assert (venv / "bin" / "uvicorn").exists()
+    assert not [tool for tool in ("pytest", "mypy", "ruff") if (venv / "bin" / tool).exists()]
+    imported = subprocess.run(
+        [venv / "bin" / "python", "-c", "import app.health, app.auth.core"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr

@@ -4,7 +4,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
-from app import api, pages
+from app import api, health, pages
 from app.auth import Auth, install_auth
 from app.config import Settings, get_settings
 from app.error_pages import http_error_page
@@ -30,6 +30,7 @@ def create_app(
     )
     install_auth(app, auth)
     app.add_exception_handler(HTTPException, http_error_page)  # 404 & co. as pages
+    app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(api.router)
     return app

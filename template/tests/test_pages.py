@@ -117,3 +117,10 @@ def test_session_times_are_readable(logged_in: TestClient) -> None:
     for iso, shown in readable:
         moment = datetime.fromisoformat(iso).astimezone(UTC)
         assert shown == f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def test_the_health_check_asks_no_one(client: TestClient, provider: FakeProvider) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert provider.requests == []
