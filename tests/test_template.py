@@ -353,3 +353,24 @@ def test_the_images_install_step_uses_the_lock_without_dev_tools(
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr
+
+
+def test_pre_commit_hooks_run_without_an_activated_venv(
+    default_project: Project, tmp_path: Path
+) -> None:
+    """`git commit` from an editor or a plain shell: the hooks find the project's .venv."""
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project, symlinks=True)
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "Generated"]):
+        subprocess.run([*git, *command], cwd=project, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(PATH="/usr/bin:/bin", HOME=str(tmp_path), PRE_COMMIT_HOME=str(tmp_path / "cache"))
+
+    result = subprocess.run(
+        [project / ".venv" / "bin" / "pre-commit", "run", "--all-files"],
+        cwd=project, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ruff check" in result.stdout and "mypy" in result.stdout
