@@ -18,6 +18,7 @@ Import from the package (``from components import AppServer``): it re-exports ev
 
 from components.app import (
     APP_SETTING_PREFIXES,
+    AUTH_PREFIX,
     AppServer,
     RenderedProject,
     app_base_url,
@@ -43,6 +44,7 @@ from components.redis import RedisServer, TlsRedisServer, redis_ping
 __all__ = [
     "APP_SETTING_PREFIXES",
     "ARTIFACTS_DIR",
+    "AUTH_PREFIX",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "HOST",

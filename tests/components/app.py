@@ -26,34 +26,56 @@ class RenderedProject(Protocol):
     def bin(self, name: str) -> Path: ...
 
 
-def app_base_url(port: int) -> str:
-    """The URL of an app on ``port`` of 127.0.0.1, its ``APP_BASE_URL``."""
-    return f"http://{HOST}:{port}"
+# Where the generated app mounts its auth routes unless its ``AUTH_PREFIX`` setting says otherwise
+# (``DEFAULT_AUTH_PREFIX`` of template/app/auth/urls.py); AppServer sets no ``AUTH_PREFIX``.
+AUTH_PREFIX = "/auth"
 
 
-def register_app_client(provider: OidcProvider, ports: Sequence[int]) -> OidcClient:
+def app_base_url(port: int, host: str = HOST) -> str:
+    """The URL of an app on ``port`` of 127.0.0.1, its ``APP_BASE_URL``; ``host`` may be another
+    name of that address (``localhost``: another site for browsers)."""
+    return f"http://{host}:{port}"
+
+
+def register_app_client(
+    provider: OidcProvider,
+    ports: Sequence[int],
+    *,
+    host: str = HOST,
+    backchannel_logout: bool = True,
+    frontchannel_logout: bool = True,
+) -> OidcClient:
     """Register one client at ``provider`` for the apps on ``ports`` (replicas of one app).
 
-    Every app's callback and post-logout URIs are registered; back-channel logouts go to the first
-    app (a client has one such URI).
+    Every app's callback and post-logout URIs are registered; back-channel and front-channel
+    logouts (with ``iss`` and ``sid``) go to the first app (a client has one URI of each), unless
+    turned off. ``host``: the apps' host name in their URLs (see :func:`app_base_url`).
     """
-    base_urls = [app_base_url(port) for port in ports]
+    base_urls = [app_base_url(port, host) for port in ports]
+    auth_url = f"{base_urls[0]}{AUTH_PREFIX}"
+    logout_uris: dict[str, Any] = {}
+    if backchannel_logout:
+        logout_uris["backchannel_logout_uri"] = f"{auth_url}/backchannel-logout"
+    if frontchannel_logout:
+        logout_uris["frontchannel_logout_uri"] = f"{auth_url}/frontchannel-logout"
+        logout_uris["frontchannel_logout_session_required"] = True
     return provider.register_client(
-        [f"{base_url}/auth/callback" for base_url in base_urls],
+        [f"{base_url}{AUTH_PREFIX}/callback" for base_url in base_urls],
         [f"{base_url}/" for base_url in base_urls],
-        backchannel_logout_uri=f"{base_urls[0]}/auth/backchannel-logout",
+        **logout_uris,
     )
 
 
 class AppServer(ChildProcess):
     """The generated app under uvicorn at ``http://127.0.0.1:<port>``, a client of ``provider``.
 
-    Registers its own client at ``provider`` (callback, post-logout and back-channel logout URIs of
-    its port) when created, so the provider must be running then, unless given ``client``: apps
-    that share a client (see :func:`register_app_client`), a ``session_secret`` and a session store
-    act as replicas, each accepting the other's sessions. ``settings`` are more environment
-    variables, e.g. ``{"AUTH0_TIMEOUT": "1"}``. The working directory is ``workdir``, which should
-    be empty: the app reads ``.env`` from there, and a project's ``.env`` must not change the test.
+    Registers its own client at ``provider`` (callback, post-logout, back-channel and front-channel
+    logout URIs of its port) when created, so the provider must be running then, unless given
+    ``client``: apps that share a client (see :func:`register_app_client`), a ``session_secret``
+    and a session store act as replicas, each accepting the other's sessions. ``settings`` are
+    more environment variables, e.g. ``{"AUTH0_TIMEOUT": "1"}``. The working directory is
+    ``workdir``, which should be empty: the app reads ``.env`` from there, and a project's ``.env``
+    must not change the test.
     """
 
     name = "app"

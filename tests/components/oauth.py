@@ -4,6 +4,7 @@ logout pages driven with plain HTTP."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -38,12 +39,15 @@ class _Form:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-class _FormParser(HTMLParser):
-    """Collects the forms of a page with their hidden/preset input values."""
+class _PageParser(HTMLParser):
+    """Collects the forms of a page with their hidden/preset input values, its iframes' sources
+    and its ``<a id="continue">`` link (the provider's front-channel logout page)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[_Form] = []
+        self.frames: list[str] = []
+        self.continue_link: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {key: value or "" for key, value in attrs}
@@ -51,13 +55,24 @@ class _FormParser(HTMLParser):
             self.forms.append(_Form(values.get("action", "")))
         elif tag == "input" and self.forms and values.get("name"):
             self.forms[-1].fields[values["name"]] = values.get("value", "")
+        elif tag == "iframe" and values.get("src"):
+            self.frames.append(values["src"])
+        elif tag == "a" and values.get("id") == "continue":
+            self.continue_link = values.get("href")
 
 
-def _forms(html: str) -> list[_Form]:
-    parser = _FormParser()
+def _parse_page(html: str) -> _PageParser:
+    parser = _PageParser()
     parser.feed(html)
     parser.close()
-    return parser.forms
+    return parser
+
+
+def _load_frames(client: httpx.Client, page_url: str, frames: list[str]) -> None:
+    """Load a page's iframes as a browser would; one that fails to load does not stop it."""
+    for src in frames:
+        with contextlib.suppress(httpx.TransportError):
+            client.get(urljoin(page_url, src), follow_redirects=True)
 
 
 def _drive_provider(
@@ -66,26 +81,43 @@ def _drive_provider(
     """GET ``url`` on the provider, follow its redirects and answer its forms with ``answer``.
 
     Returns the first redirect that leaves the provider (scheme, host and port differ), unfollowed.
+    The front-channel logout page counts as a redirect to its ``continue`` link, once its iframes
+    are loaded, as a browser would.
     """
     provider_origin = urlsplit(url)[:2]
     response = client.get(url, follow_redirects=False)
     for _step in range(10):
         if response.is_redirect:
-            location = urljoin(str(response.url), response.headers["location"])
-            if urlsplit(location)[:2] != provider_origin:
-                return location
-            response = client.get(location, follow_redirects=False)
-            continue
-        if response.status_code != 200:
+            location = response.headers["location"]
+        elif response.status_code != 200:
             raise AssertionError(f"provider answered {response.status_code}: {response.text[:500]}")
-        page_forms = [(form, answer(form)) for form in _forms(response.text)]
-        answered = [(form, data) for form, data in page_forms if data is not None]
-        if not answered:
-            raise AssertionError(f"unexpected page at {response.url}: {response.text[:500]}")
-        form, data = answered[0]
-        action = urljoin(str(response.url), form.action)
-        response = client.post(action, data={**form.fields, **data}, follow_redirects=False)
+        else:
+            page = _parse_page(response.text)
+            if not (page.frames and page.continue_link):
+                response = _submit_form(client, response, page.forms, answer)
+                continue
+            _load_frames(client, str(response.url), page.frames)
+            location = page.continue_link
+        location = urljoin(str(response.url), location)
+        if urlsplit(location)[:2] != provider_origin:
+            return location
+        response = client.get(location, follow_redirects=False)
     raise AssertionError(f"too many steps at the provider, last at {response.url}")
+
+
+def _submit_form(
+    client: httpx.Client,
+    response: httpx.Response,
+    forms: list[_Form],
+    answer: Callable[[_Form], dict[str, str] | None],
+) -> httpx.Response:
+    """Submit the first of ``forms`` (on the page ``response``) that ``answer`` fills in."""
+    answered = [(form, data) for form in forms if (data := answer(form)) is not None]
+    if not answered:
+        raise AssertionError(f"unexpected page at {response.url}: {response.text[:500]}")
+    form, data = answered[0]
+    action = urljoin(str(response.url), form.action)
+    return client.post(action, data={**form.fields, **data}, follow_redirects=False)
 
 
 def provider_login(client: httpx.Client, authorize_url: str, username: str) -> str:
@@ -109,8 +141,9 @@ def provider_login(client: httpx.Client, authorize_url: str, username: str) -> s
 def provider_logout(client: httpx.Client, end_session_url: str) -> str:
     """Confirm RP-initiated logout on the provider's page (``logout=yes``: the whole session).
 
-    Returns the redirect to the ``post_logout_redirect_uri`` without following it. Raises if the
-    provider keeps the user on its own "signed out" page (no registered post-logout URI).
+    Returns the redirect to the ``post_logout_redirect_uri`` without following it, after loading
+    the front-channel logout iframes of the provider's page, if any. Raises if the provider keeps
+    the user on its own "signed out" page (no registered post-logout URI).
     """
 
     def answer(form: _Form) -> dict[str, str] | None:

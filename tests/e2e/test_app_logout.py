@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from app_flows import (
     HTML,
     browser_session_cookies,
@@ -15,10 +17,17 @@ from app_flows import (
     sign_in,
     start_login,
 )
-from components import provider_logout
+from components import (
+    AUTH_PREFIX,
+    app_base_url,
+    free_port,
+    provider_logout,
+    register_app_client,
+)
 from playwright.sync_api import expect
 
 if TYPE_CHECKING:
+    from app_flows import StartApp
     from components import AppServer, OidcProvider
     from playwright.sync_api import BrowserContext, Page
 
@@ -79,3 +88,54 @@ def test_backchannel_logout_ends_the_app_session(
         assert client.get(app_server.url("/auth/profile")).status_code == 401
         home = client.get(app_server.url("/"), headers=HTML)
         assert "Welcome, Alice" not in home.text
+
+
+def test_provider_offers_frontchannel_logout(oidc_provider: OidcProvider) -> None:
+    """The test provider emulates Front-Channel Logout 1.0 (oidc-provider 9 has no such feature)."""
+    metadata = oidc_provider.metadata()
+    assert metadata["frontchannel_logout_supported"] is True
+    assert metadata["frontchannel_logout_session_supported"] is True
+    callback = "http://127.0.0.1:9/auth/callback"
+    for not_the_rps in ("javascript:alert(1)", "http://127.0.0.1:8/auth/frontchannel-logout"):
+        with pytest.raises(RuntimeError, match="invalid_client_metadata"):
+            oidc_provider.register_client([callback], frontchannel_logout_uri=not_the_rps)
+
+
+def test_frontchannel_logout_at_the_provider_ends_the_app_session(
+    page: Page, context: BrowserContext, start_app: StartApp, oidc_provider: OidcProvider
+) -> None:
+    # The app is served as http://localhost:<port>, another site than the provider's
+    # http://127.0.0.1:<port>, so the provider's page frames it cross-site as a real provider's
+    # would, and Chromium sends that frame no SameSite=Lax cookie: only `sid` can end the session.
+    # (On 127.0.0.1 at another port the frame would be same-site, sites ignore ports, and Chromium
+    # would send it the app's cookies, which the route does not use.)
+    # Front-channel only: a back-channel logout would end the session as well.
+    port = free_port()
+    client = register_app_client(oidc_provider, [port], host="localhost", backchannel_logout=False)
+    app_url = app_base_url(port, "localhost")
+    start_app(oidc_provider, client=client, port=port, APP_BASE_URL=app_url)
+    profile_api = f"{app_url}{AUTH_PREFIX}/profile"
+    page.goto(f"{app_url}/profile")
+    sign_in(page, "alice")
+    expect(page).to_have_url(f"{app_url}/profile")
+    assert page.request.get(profile_api).status == 200
+
+    # Alice logs out at the provider itself, not through the app: no id_token_hint, no client.
+    frontchannel_logout = f"{app_url}{AUTH_PREFIX}/frontchannel-logout?"
+    page.goto(oidc_provider.url("/session/end"))
+    with page.expect_response(lambda answer: answer.url.startswith(frontchannel_logout)) as framed:
+        page.get_by_role("button", name="Yes, sign me out").click()
+    expect(page).to_have_url(oidc_provider.url("/session/end/success"))
+
+    frame = framed.value
+    sent = frame.request.all_headers()
+    assert (sent["sec-fetch-dest"], sent["sec-fetch-site"]) == ("iframe", "cross-site")
+    assert "cookie" not in sent
+    query = parse_qs(urlsplit(frame.url).query)
+    assert query["iss"] == [oidc_provider.issuer]
+    assert len(query["sid"]) == 1
+    assert frame.status == 200
+    assert frame.headers["content-security-policy"] == f"frame-ancestors {oidc_provider.issuer}"
+    # Not the app's own logout route: the browser keeps its session cookie, which the app refuses.
+    assert browser_session_cookies(context)
+    assert page.request.get(profile_api).status == 401

@@ -11,6 +11,8 @@
 //   REFRESH_TOKEN_TTL  seconds, default 86400
 //
 // Clients register themselves with Dynamic Client Registration (POST /reg, no initial access token).
+// OpenID Connect Front-Channel Logout 1.0 is emulated (oidc-provider 9 dropped it): clients may
+// register `frontchannel_logout_uri`, and the end_session confirmation frames it; see below.
 // Test-only routes: GET /__test/health, POST /__test/logout {"sub": "...", "client_id"?: "..."},
 // and per account (any login id: tests pick their own, so they can share one provider):
 //   POST /__test/account {"sub", "access_token_ttl"?, "refresh_delay_ms"?}: how tokens are issued
@@ -79,6 +81,32 @@ async function getResourceServerInfo(_ctx, resourceIndicator) {
   };
 }
 
+// Front-Channel Logout 1.0, section 2: `frontchannel_logout_uri` is an http(s) URL with the scheme,
+// host and port of one of the client's redirect URIs; `frontchannel_logout_session_required`
+// (whether the RP wants `iss` and `sid` in it) is a boolean, false if omitted.
+function validateFrontchannelMetadata(_ctx, key, value, metadata) {
+  if (key === 'frontchannel_logout_session_required') {
+    if (value === undefined) metadata[key] = false;
+    else if (typeof value !== 'boolean') {
+      throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
+    }
+    return;
+  }
+  if (value === undefined) return;
+  if (typeof value !== 'string' || !URL.canParse(value)
+    || !['http:', 'https:'].includes(new URL(value).protocol)) {
+    throw new errors.InvalidClientMetadata(`${key} must be an http(s) URL`);
+  }
+  const { origin } = new URL(value);
+  const redirectOrigins = (metadata.redirect_uris ?? [])
+    .filter((uri) => URL.canParse(uri)).map((uri) => new URL(uri).origin);
+  if (!redirectOrigins.includes(origin)) {
+    throw new errors.InvalidClientMetadata(
+      `${key} must have the scheme, host and port of a redirect_uri`,
+    );
+  }
+}
+
 // TEST-ONLY per-account settings: {accessTokenTtl?, refreshDelayMs?}; see POST /__test/account.
 const accountSettings = new Map();
 
@@ -112,6 +140,15 @@ const configuration = {
     Interaction: 600,
   },
   cookies: { keys: ['test-only-cookie-signing-key'] },
+  // Front-Channel Logout 1.0, emulated (see frontchannelLogout below): metadata and discovery.
+  extraClientMetadata: {
+    properties: ['frontchannel_logout_uri', 'frontchannel_logout_session_required'],
+    validator: validateFrontchannelMetadata,
+  },
+  discovery: {
+    frontchannel_logout_supported: true,
+    frontchannel_logout_session_supported: true,
+  },
   features: {
     devInteractions: { enabled: true }, // login form: any login and password
     registration: { enabled: true, initialAccessToken: false },
@@ -196,6 +233,101 @@ provider.use(async (ctx, next) => {
   if (ctx.oidc?.route !== 'token' || ctx.oidc.params?.grant_type !== 'refresh_token') return;
   const delay = accountSettings.get(tokenRequestAccount(ctx))?.refreshDelayMs;
   if (delay) await new Promise((resolve) => { setTimeout(resolve, delay); });
+});
+
+// OpenID Connect Front-Channel Logout 1.0, section 4, emulated: when the user confirms logout at
+// the end_session endpoint (POST /session/end/confirm, RP-initiated logout), the provider's answer
+// is a page that frames the `frontchannel_logout_uri` of every client logged out (all clients of
+// the session with "Yes, sign me out", else the one the request named), with `iss` and `sid` for
+// the clients that registered `frontchannel_logout_session_required`, and then goes on to where
+// the provider would have redirected (the post_logout_redirect_uri, or its "signed out" page).
+// Without such a client the provider's own 303 stays as it is.
+const END_SESSION_CONFIRM = provider.pathFor('end_session_confirm');
+
+// An RP that wants `sid` in its front-channel logout URI needs it in its ID tokens too (section 3),
+// to know which of its sessions to end; oidc-provider 9 adds it for back-channel clients only.
+const includeSid = provider.Client.prototype.includeSid;
+provider.Client.prototype.includeSid = function includeSidForFrontchannel() {
+  return includeSid.call(this)
+    || Boolean(this.frontchannel_logout_uri && this.frontchannel_logout_session_required);
+};
+
+const HTML_ENTITIES = {
+  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+};
+
+function htmlEscape(text) {
+  return text.replace(/[&<>"']/g, (char) => HTML_ENTITIES[char]);
+}
+
+async function frontchannelLogoutUrls(session, loggedOutClientIds) {
+  const urls = [];
+  for (const clientId of loggedOutClientIds) {
+    const client = await provider.Client.find(clientId).catch(() => undefined);
+    // Extra metadata keeps its snake_case name on the client (recognized metadata is camelCase).
+    if (!client?.frontchannel_logout_uri) continue;
+    const url = new URL(client.frontchannel_logout_uri);
+    const sid = session.authorizations?.[clientId]?.sid;
+    if (client.frontchannel_logout_session_required && sid) {
+      url.searchParams.set('iss', ISSUER);
+      url.searchParams.set('sid', sid);
+    }
+    urls.push(url.href);
+  }
+  return urls;
+}
+
+// The page goes on once every frame has loaded (the window's load event waits for its iframes), or
+// after 5 s if one hangs; its link is the same for a person without JavaScript.
+function frontchannelLogoutPage(frameUrls, continueTo) {
+  const frames = frameUrls.map((url) => `<iframe src="${htmlEscape(url)}" title="Signing out" `
+    + 'width="0" height="0" style="border:0"></iframe>').join('\n    ');
+  return `<!DOCTYPE html>
+<html>
+  <head>
+    <meta charset="utf-8">
+    <title>Signing out</title>
+  </head>
+  <body>
+    <p>Signing you out of your applications&hellip;
+      <a id="continue" href="${htmlEscape(continueTo)}">Continue</a></p>
+    ${frames}
+    <script>
+      let leaving = false;
+      const next = () => {
+        if (!leaving) window.location.replace(document.getElementById('continue').href);
+        leaving = true;
+      };
+      window.addEventListener('load', next);
+      setTimeout(next, 5000);
+    </script>
+  </body>
+</html>
+`;
+}
+
+provider.use(async function frontchannelLogout(ctx, next) {
+  if (ctx.method !== 'POST' || ctx.path !== END_SESSION_CONFIRM) {
+    await next();
+    return;
+  }
+  // The session as it was before the handler destroys it (or drops the client's authorization).
+  const session = await provider.Session.get(ctx);
+  await next();
+  if (ctx.oidc?.route !== 'end_session_confirm' || ctx.status !== 303) return; // e.g. bad xsrf
+
+  const clientId = session.state?.clientId;
+  const loggedOut = ctx.oidc.params.logout
+    ? Object.keys(session.authorizations ?? {})
+    : [clientId].filter((id) => id && session.authorizations?.[id]);
+  const frameUrls = await frontchannelLogoutUrls(session, loggedOut);
+  if (!frameUrls.length) return;
+
+  const location = ctx.response.get('location');
+  ctx.remove('location');
+  ctx.status = 200;
+  ctx.type = 'html';
+  ctx.body = frontchannelLogoutPage(frameUrls, location);
 });
 
 async function liveGrantsOf(accountId) {
