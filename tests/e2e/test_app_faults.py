@@ -630,15 +630,15 @@ def assert_refused_to_start(
                 "AUTH0_DOMAIN": "http://login.example.com",
                 "AUTH0_CLIENT_ID": "client",
                 "AUTH0_CLIENT_SECRET": A_SECRET,
-                "APP_BASE_URL": "http://127.0.0.1:8000/app",
+                "APP_BASE_URL": "http://127.0.0.1:8000/app?tenant=1",
                 "SESSION_SECRET": "too-short-3Xq9",
             },
             {
                 "AUTH0_DOMAIN": "must use https://",
-                "APP_BASE_URL": "no path",
+                "APP_BASE_URL": "no query",
                 "SESSION_SECRET": "shorter than 32 characters",
             },
-            id="insecure-provider-path-short-secret",
+            id="insecure-provider-query-short-secret",
         ),
         pytest.param(
             {
