@@ -6,6 +6,7 @@ from starlette.exceptions import HTTPException
 
 from app import api, health, pages
 from app.auth import Auth, install_auth
+from app.auth.telemetry import carries_secrets
 from app.config import Settings, get_settings
 from app.error_pages import http_error_page
 from app.logs import configure_logging
@@ -24,6 +25,7 @@ def create_app(
         title=PROJECT_NAME,
         lifespan=auth.lifespan,
         redirect_slashes=False,  # its redirects would be built from the request's Host header
+        telemetry={"exclude": carries_secrets},  # no login codes in FastAPI's own spans
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,

@@ -22,6 +22,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from app.auth.errors import CONFIGURATION_HINTS, AuthError, LoginFailed, ProviderError, SessionEnded
 from app.auth.provider import OAuthError, Provider, ProviderMetadata
 from app.auth.settings import signing_algorithm
+from app.auth.telemetry import traced
 from app.auth.tokens import (
     LogoutToken,
     TokenSet,
@@ -103,6 +104,7 @@ class OidcClient:
             ) from None
         return {"client_id": self.config.client_id, "request_uri": parse_par_response(body)}
 
+    @traced("auth.code_exchange")
     async def exchange_code(
         self,
         code: str,
@@ -164,6 +166,7 @@ class OidcClient:
 
         return await self.provider.with_keys(validate)
 
+    @traced("auth.backchannel_logout")
     async def validate_logout_token(self, token: str) -> LogoutToken:
         """Check a back-channel logout token (see `tokens.validate_logout_token`)."""
         metadata = await self.provider.metadata()
@@ -180,6 +183,7 @@ class OidcClient:
 
         return await self.provider.with_keys(validate)
 
+    @traced("auth.refresh")
     async def refresh(
         self, refresh_token: str, *, audience: str | None, scope: str | None, sub: str
     ) -> tuple[TokenSet, dict[str, Any] | None]:
@@ -204,6 +208,7 @@ class OidcClient:
             return tokens, None
         return tokens, await self._validate_id_token(metadata, tokens.id_token, now=now, sub=sub)
 
+    @traced("auth.userinfo")
     async def userinfo(self, access_token: str, *, sub: str) -> dict[str, Any]:
         """The provider's UserInfo for an access token; it must be about the user `sub`."""
         metadata = await self.provider.metadata()
@@ -220,6 +225,7 @@ class OidcClient:
             raise ProviderError("The login service's userinfo is about another user.")
         return claims
 
+    @traced("auth.revoke")
     async def revoke(self, refresh_token: str) -> None:
         """RFC 7009: tell the provider the refresh token is no longer needed (best effort)."""
         try:

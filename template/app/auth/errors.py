@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from app.auth.telemetry import count
 from app.auth.urls import AUTH_PREFIX, LOGIN_PATH, app_path, login_url, route_path
 from app.templating import templates
 
@@ -195,6 +196,7 @@ async def auth_error_handler(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotAuthenticated) and exc.login_redirect and wants_html(request):
         url = login_url(exc.login_redirect, exc.login_params)
         return RedirectResponse(app_path(request.scope, url), status_code=303)
+    count("auth.errors", code=exc.code)
     if exc.status_code >= 500:
         logger.warning("auth.error code=%s path=%r: %r", exc.code, _path(request), exc.message)
     else:

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from app.auth.bodies import read_at_most
 from app.auth.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from app.auth.telemetry import span
 from app.auth.tokens import SIGNING_ALGORITHMS, UnknownSigningKey
 from app.auth.urls import is_loopback
 
@@ -184,7 +185,8 @@ class Provider:
             if self._metadata is None or time.monotonic() >= self._metadata_expires:
                 url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
                 try:
-                    document = await self.request_json("GET", url)
+                    with span("auth.discovery", **{"url.full": url}):
+                        document = await self.request_json("GET", url)
                     self._metadata = ProviderMetadata.from_document(
                         document,
                         issuer=self.config.issuer,
@@ -212,7 +214,9 @@ class Provider:
                     self._keys_refetched = now
                 metadata = await self.metadata()
                 try:
-                    self._keys = _import_key_set(await self.request_json("GET", metadata.jwks_uri))
+                    with span("auth.jwks", **{"url.full": metadata.jwks_uri}):
+                        keys = await self.request_json("GET", metadata.jwks_uri)
+                    self._keys = _import_key_set(keys)
                     self._keys_fetched = time.monotonic()
                 except ProviderError:
                     if self._keys is None or refetch:

@@ -16,6 +16,7 @@ from app.auth.client import OidcClient
 from app.auth.errors import Forbidden, NotAuthenticated, SessionEnded
 from app.auth.session_cookie import Sessions
 from app.auth.sessions import AccessToken, Session
+from app.auth.telemetry import count
 from app.auth.user import UserClaims
 
 logger = logging.getLogger("app.auth")
@@ -72,6 +73,7 @@ class TokenRefresher:
             if not token.covers(audience, scope):
                 raise Forbidden(f"The login service did not grant the scopes {scope!r}.")
             logger.info("auth.refresh sub=%s audience=%s", current.sub, audience)
+            count("auth.refreshes")
             return current.refreshed(
                 token,
                 refresh_token=tokens.refresh_token,

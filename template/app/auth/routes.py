@@ -43,6 +43,7 @@ from app.auth.logout_notice import leave_notice
 from app.auth.provider import ProviderMetadata
 from app.auth.sessions import Session
 from app.auth.silent_login import mark_tried
+from app.auth.telemetry import count
 from app.auth.transactions import LoginTransaction
 from app.auth.urls import AUTH_PREFIX, LOGIN_PATH, is_loopback, redirect_within, safe_return_to
 
@@ -169,6 +170,7 @@ async def finish_login(
     target = policy.after_login(session, transaction.return_to)
     await auth.sessions.start(request, session)
     logger.info("auth.login sub=%s", session.sub)
+    count("auth.logins")
     return redirect_within(request, target)
 
 
@@ -218,6 +220,7 @@ async def _log_out(request: Request, auth: Auth, return_to: str | None) -> Respo
     if session is not None:
         leave_notice(response, auth.settings.cookie_scope)  # "You are logged out."
         logger.info("auth.logout sub=%s", session.sub)
+        count("auth.logouts", kind="rp")
         if session.refresh_token:
             # After the response is sent, so a slow provider never holds up a logout.
             response.background = BackgroundTask(auth.client.revoke, session.refresh_token)
@@ -247,6 +250,7 @@ async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
         await auth.logout_tokens.release(logout.jti)  # let the provider retry
         raise
     logger.info("auth.backchannel_logout sub=%s sid=%s", logout.sub, logout.sid)
+    count("auth.logouts", kind="backchannel")
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -263,6 +267,7 @@ async def frontchannel_logout(request: Request, auth: AuthDep) -> Response:
     if iss == metadata.issuer and sid and len(sid) <= MAX_SID_LENGTH:
         ended = await auth.sessions.end_sessions(sid=sid)
         logger.info("auth.frontchannel_logout sid=%r ended=%s", sid, ended)
+        count("auth.logouts", kind="frontchannel")
     else:
         logger.info("auth.frontchannel_logout ignored: iss or sid missing or not the provider's")
     issuer = urlsplit(metadata.issuer)
