@@ -137,3 +137,26 @@ def test_try_it_serves_the_app_with_a_working_login(
         cwd=project, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-4000:]
+
+
+def test_try_it_stops_before_generating_anything_on_an_old_python(tmp_path: Path) -> None:
+    """A python3 that says it is 3.10 (its `sys.version_info` patched at start-up)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("import sys\nsys.version_info = (3, 10, 12)\n")
+    real = Path("/usr/bin/python3") if "/usr/bin" in system_python_path() else Path(sys.executable)
+    (shim / "python3").write_text(f'#!/bin/sh\nPYTHONPATH={shim} exec {real} "$@"\n')
+    (shim / "python3").chmod(0o755)
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED)}
+    env.update(HOME=str(tmp_path), PATH=f"{shim}:/usr/bin:/bin")
+
+    result = subprocess.run(
+        ["bash", "-c", readme_command("Try it")],
+        cwd=clone, env=env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "Python 3.11 or newer is needed" in result.stderr
+    assert not (tmp_path / "my-app").exists()
