@@ -316,3 +316,10 @@ def test_a_login_at_the_other_name_of_this_machine_says_which_address_to_use(
     assert f'href="http://{configured}:8000{LOGIN_PATH}?returnTo=/profile"' in page.text
     assert "authorize" not in provider.requests
     assert client.get(f"http://{configured}:8000{LOGIN_PATH}").status_code == 303
+
+
+@pytest.mark.parametrize("host", ["[", "127.0.0.1:99999", "[::1", "a:b:c"])
+def test_a_login_with_a_host_header_that_does_not_parse_still_starts(
+    client: TestClient, host: str
+) -> None:
+    assert client.get(LOGIN_PATH, headers={"Host": host}).status_code == 303

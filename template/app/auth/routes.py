@@ -97,8 +97,8 @@ def _check_address(request: Request, base_url: str) -> None:
     """Refuse a login at `localhost` when `APP_BASE_URL` says `127.0.0.1` (or the reverse):
     the callback would come back to the other name, without this browser's login cookie."""
     base = urlsplit(base_url)
-    opened = urlsplit("//" + request.headers.get("host", ""))
-    try:
+    try:  # the Host header is the client's: it may not even parse
+        opened = urlsplit("//" + request.headers.get("host", ""))
         same_port = opened.port == base.port
     except ValueError:
         return
