@@ -262,8 +262,8 @@ def test_a_rename_migration_carries_the_users_edits(template: Template, tmp_path
     project = generate(template, tmp_path / "project")
     edit(
         project / "app/templating.py",
-        'templates = Jinja2Templates(directory=Path(__file__).parent / "templates")\n',
-        'templates = Jinja2Templates(directory=Path(__file__).parent / "templates")\n'
+        'templates.env.filters["when"] = when\n',
+        'templates.env.filters["when"] = when\n'
         'templates.env.globals["support_email"] = "help@example.com"\n',
     )
     commit(project, "Our template global")
