@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -374,3 +375,16 @@ def test_pre_commit_hooks_run_without_an_activated_venv(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ruff check" in result.stdout and "mypy" in result.stdout
+
+
+@pytest.mark.parametrize("store", ["cookie", "redis", "sql"])
+def test_the_generated_readme_says_why_each_dependency_is_there(tmp_path: Path, store: str) -> None:
+    project = render(tmp_path / "p", session_store=store)
+    declared = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    extras = declared["optional-dependencies"].values()
+    listed = [*declared["dependencies"], *(need for extra in extras for need in extra)]
+    names = [re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0] for requirement in listed]
+    readme = (project / "README.md").read_text()
+    section = readme.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+
+    assert [name for name in names if f"`{name}" not in section] == []

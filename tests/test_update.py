@@ -1,6 +1,7 @@
 """`copier update` keeps users' edits and brings in template changes (each test in its own
 throwaway git repositories, with an isolated git configuration)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tooling.rendering import REPO, Project, generated_files, render, snapshot_template
+from tooling.rendering import REPO, Project, generated_files, render, snapshot_template, uv
 
 V1, V2 = "v1.0.0", "v2.0.0"
 
@@ -88,7 +89,8 @@ def assert_same_files(project: Path, fresh: Path) -> None:
     names = {str(p.relative_to(project)) for p in generated_files(project)} - {".git"}
     names = {name for name in names if not name.startswith(".git/")}
     assert names == {str(p.relative_to(fresh)) for p in generated_files(fresh)}
-    for name in names - {".copier-answers.yml"}:
+    # uv.lock is the project's after the first copy (copier.yml `_skip_if_exists`).
+    for name in names - {".copier-answers.yml", "uv.lock"}:
         assert (project / name).read_bytes() == (fresh / name).read_bytes(), name
 
 
@@ -296,3 +298,115 @@ def test_a_rename_migration_carries_the_users_edits(template: Template, tmp_path
     assert not (project / "app/templating.py").exists()
     assert "from app.rendering import" in (project / "app/pages.py").read_text()
     assert unmerged(project) == []
+
+
+ORDERS_ROUTER = '''"""Our orders pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/orders")
+
+
+@router.get("/count")
+async def count() -> dict[str, int]:
+    return {"orders": 3}
+'''
+OUR_PAGE = """
+
+@router.get("/team")
+async def team() -> dict[str, str]:
+    return {"team": "payments"}
+"""
+
+
+def uv_run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [uv(), *args], cwd=project, capture_output=True, text=True, check=False, timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize("tagged", [True, False], ids=["tagged", "untagged"])
+def test_a_teams_project_updates_installs_locked_and_passes_its_tests(
+    template: Template, tmp_path: Path, tagged: bool
+) -> None:
+    """A team's life: its own router, page, setting and `uv add`ed dependency; then a
+    template release that bumps a dependency and adds a setting. From a release tag, or
+    from a commit in a clone without tags."""
+    base = V1
+    if not tagged:
+        base = git(template.path, "rev-parse", V1).strip()
+        git(template.path, "tag", "-d", V1)
+    project = render(tmp_path / "project", template=template.path, vcs_ref=base)
+    git(project, "init", "-q")
+    commit(project, "Generated")
+    (project / "app/routers/orders.py").write_text(ORDERS_ROUTER)
+    with (project / "app/pages.py").open("a") as pages:
+        pages.write(OUR_PAGE)
+    with (project / ".env.example").open("a") as example:
+        example.write("ORDERS_API_URL=https://orders.example.com\n")
+    uv_run(project, "add", "--no-sync", "six>=1.16")
+    commit(project, "Our orders, our page, our setting, our dependency")
+    # The release: a dependency's minimum goes up, a new setting, a protocol fix.
+    template.edit("pyproject.toml.jinja", '"httpx>=0.28"', '"httpx>=0.28.1"')
+    template.edit(
+        ".env.example.jinja",
+        "# SESSION_ABSOLUTE_DURATION=604800\n",
+        "# SESSION_ABSOLUTE_DURATION=604800\n# SESSION_REMEMBER_ME=false\n",
+    )
+    template.edit("app/auth/tokens.py", *SECURITY_FIX)
+    if tagged:
+        template.release(V2)
+    else:
+        git(template.path, "commit", "-qam", "The next release, untagged")
+
+    update(project, f"--vcs-ref={V2 if tagged else 'HEAD'}")
+
+    assert unmerged(project) == []
+    assert SECURITY_FIX[1] in (project / "app/auth/tokens.py").read_text()
+    assert (project / "app/routers/orders.py").read_text() == ORDERS_ROUTER
+    assert (project / "app/pages.py").read_text().endswith(OUR_PAGE)
+    example = (project / ".env.example").read_text()
+    assert "# SESSION_REMEMBER_ME=false" in example and "ORDERS_API_URL=" in example
+    pyproject = (project / "pyproject.toml").read_text()
+    assert '"httpx>=0.28.1"' in pyproject and '"six>=1.16"' in pyproject
+    assert "<<<<<<<" not in (project / "uv.lock").read_text()
+    # What the after-update message says to run.
+    uv_run(project, "lock")
+    uv_run(project, "sync", "--locked")
+    tests = uv_run(project, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
+    served = uv_run(project, "run", "--locked", "python", "-c", PROBE)
+    assert served.stdout.split() == ["3", "payments"]
+
+
+PROBE = """
+import os
+from fastapi.testclient import TestClient
+os.environ.update(AUTH0_DOMAIN="https://provider.test", AUTH0_CLIENT_ID="c",
+    AUTH0_CLIENT_SECRET="s", APP_BASE_URL="http://127.0.0.1:8000",
+    SESSION_SECRET="Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya-probe", AUTH_STARTUP_CHECK="false")
+from app.main import app
+client = TestClient(app)
+print(client.get("/orders/count").json()["orders"], client.get("/team").json()["team"])
+"""
+
+
+def test_turning_an_option_off_says_first_that_its_files_go(
+    template: Template, tmp_path: Path
+) -> None:
+    project = generate(template, tmp_path / "project", access_token_route=True)
+    route = project / "app/auth/token_route.py"
+    route.write_text(route.read_text() + "\n# our audit hook\n")
+    commit(project, "Our edit of the token route")
+
+    result = update(project, f"--vcs-ref={V1}", "--data", "access_token_route=false")
+
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "deletes the files that option generated, edited or not" in said
+    assert not route.exists()
+    assert "app/auth/token_route.py" in git(project, "status", "--porcelain")  # git keeps it
+    git(project, "checkout", "--", "app/auth/token_route.py")
+    assert "# our audit hook" in route.read_text()

@@ -1,10 +1,13 @@
 """The FastAPI application: `uvicorn app.main:app`."""
 
+import importlib
+import pkgutil
+
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
 
-from app import api, health, pages
+from app import api, health, pages, routers
 from app.auth import Auth, install_auth
 from app.auth.telemetry import carries_secrets
 from app.config import Settings, get_settings
@@ -35,7 +38,21 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(api.router)
+    for router in your_routers():
+        app.include_router(router)
     return app
+
+
+def your_routers() -> list[APIRouter]:
+    """The `router` of each module in app/routers/ (yours: the template never writes there)."""
+    found = []
+    for module in sorted(pkgutil.iter_modules(routers.__path__), key=lambda m: m.name):
+        router = getattr(
+            importlib.import_module(f"{routers.__name__}.{module.name}"), "router", None
+        )
+        if isinstance(router, APIRouter):
+            found.append(router)
+    return found
 
 
 app = create_app()

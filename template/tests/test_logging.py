@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.logout_notice import LOGGED_OUT_COOKIE
+from app.auth.urls import CALLBACK_PATH
 from devserver.provider import FakeProvider
 from tests.helpers import LOGOUT, log_in, query, send_backchannel_logout, start_login
 
@@ -50,11 +51,11 @@ def test_auth_events_are_logged_without_secrets(
     assert not [secret for secret in secrets if secret and secret in logged]
 
 
-SHOW_A_REFUSED_LOGIN = """
+SHOW_A_REFUSED_LOGIN = f"""
 from fastapi.testclient import TestClient
 from app.main import app
 with TestClient(app) as client:
-    client.get("/auth/callback?state=not-a-login-of-this-browser&code=x")
+    client.get("{CALLBACK_PATH}?state=not-a-login-of-this-browser&code=x")
 """
 
 

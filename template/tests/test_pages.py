@@ -2,14 +2,18 @@
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app import routers
 from app.auth import NotAuthenticated, policy
 from app.auth.urls import LOGIN_PATH
+from app.main import create_app
 from devserver.provider import FakeProvider
+from tests.conftest import make_settings
 from tests.helpers import LOGOUT, PROFILE, log_in
 
 HTML = {"Accept": "text/html"}
@@ -124,3 +128,21 @@ def test_the_health_check_asks_no_one(client: TestClient, provider: FakeProvider
 
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert provider.requests == []
+
+
+def test_a_router_dropped_into_app_routers_is_served(
+    provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "zz_probe.py").write_text(
+        "from fastapi import APIRouter\n\n"
+        "router = APIRouter()\n\n\n"
+        "@router.get('/probe')\n"
+        "async def probe() -> dict[str, str]:\n"
+        "    return {'served': 'yes'}\n"
+    )
+    monkeypatch.setattr(routers, "__path__", [*routers.__path__, str(tmp_path)])
+
+    app = create_app(make_settings(provider), provider_transport=provider.transport)
+
+    with TestClient(app) as client:
+        assert client.get("/probe").json() == {"served": "yes"}

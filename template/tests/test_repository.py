@@ -7,7 +7,6 @@ would track (not ignored); otherwise every file outside virtual environments and
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,14 +49,3 @@ def test_no_conflict_markers_are_left() -> None:
 def test_no_rejected_hunks_are_left() -> None:
     rejected = [str(p.relative_to(ROOT)) for p in project_files() if p.suffix == ".rej"]
     assert rejected == [], "apply or drop these .rej hunks, then delete the files"
-
-
-def test_the_readme_says_why_each_dependency_is_there() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"].values()
-    listed = [*project["dependencies"], *(need for extra in extras for need in extra)]
-    names = [re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0] for requirement in listed]
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Dependencies", 1)[1].split("\n## ", 1)[0]
-
-    assert [name for name in names if f"`{name}" not in section] == []
