@@ -11,8 +11,8 @@ from app.auth.urls import AUTH_PREFIX, app_path
 
 
 def _paths(request: Request) -> dict[str, Any]:
-    # Page templates link through these: `href="{{ base }}/profile"` (the app's own pages,
-    # under the path APP_BASE_URL may have) and `href="{{ auth }}/logout"` (auth routes).
+    # Page templates start their links with these: `base` for the app's own pages (the
+    # path APP_BASE_URL may have, or ""), `auth` for the auth routes (see index.html).
     base = app_path(request.scope, "")
     return {"base": base, "auth": base + AUTH_PREFIX}
 

@@ -1,6 +1,9 @@
 """Settings: defaults, normalisation, and startup refusing bad configuration."""
 
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -244,3 +247,22 @@ def test_api_docs_are_served_in_development_only_unless_asked(
         answers = [client.get(path).status_code for path in ("/docs", "/redoc", "/openapi.json")]
 
     assert answers == ([200, 200, 200] if served else [404, 404, 404])
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_the_auth_prefix_setting_moves_the_routes(tmp_path: Path, where: str) -> None:
+    """AUTH_PREFIX is read when the app is imported, from the environment or from `.env`."""
+    env = {k: v for k, v in os.environ.items() if k != "AUTH_PREFIX"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    if where == ".env":
+        (tmp_path / ".env").write_text("AUTH_PREFIX=/account/\n")
+    else:
+        env["AUTH_PREFIX"] = "/account/"
+    code = "from app.auth import urls; print(urls.AUTH_PREFIX, urls.LOGIN_PATH)"
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+
+    assert result.stdout.split() == ["/account", "/account/login"]

@@ -65,12 +65,17 @@ def test_an_audience_in_env_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("option", ["--port", "--provider-port"])
 def test_a_taken_port_is_named_with_the_option_to_change(tmp_path: Path, option: str) -> None:
     """Never a hang: the devserver stops at once and says what to do."""
-    with socket.socket() as taken:
+    other = "--port" if option == "--provider-port" else "--provider-port"
+    with socket.socket() as taken, socket.socket() as free:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        free.bind(("127.0.0.1", 0))  # for the other server: not the default, which may be busy
+        free_port = free.getsockname()[1]
+        free.close()
         result = subprocess.run(
-            [sys.executable, "-m", "devserver", "--no-reload", option, str(port)],
+            [sys.executable, "-m", "devserver", "--no-reload", option, str(port), other,
+             str(free_port)],
             cwd=tmp_path,  # no .env is written there
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             capture_output=True, text=True, timeout=30, check=False,
