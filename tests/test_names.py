@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from components import RedisServer
 from variants import DEFAULT_ANSWERS
 
 from tooling.rendering import Project, installed_project
@@ -90,3 +91,38 @@ def test_the_readme_documents_the_default_route_prefix(default_project: Project)
     assert f"`https://YOUR-APP{callback}`" in readme
     assert f"`https://YOUR-APP{prefix}/backchannel-logout`" in readme
     assert f"| `GET {prefix}/profile` |" in readme
+
+
+TEAM_SETTINGS = '''class Settings(AuthSettings):
+    """The app's settings. Template updates never change this class."""
+
+    session_inactivity_duration: int = 8 * 3600  # our policy: a working day
+    session_absolute_duration: int = 2 * 24 * 3600
+'''
+
+
+@pytest.mark.parametrize("store", ["redis", "sql"])
+def test_generated_tests_pass_with_a_teams_own_session_lifetimes(
+    store: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    redis_server: RedisServer,
+) -> None:
+    """The tests read the lifetimes from the settings: a team that changes the defaults in
+    app/config.py (where its settings live) keeps a green suite."""
+    project = installed_project(tmp_path_factory, **DEFAULT_ANSWERS, session_store=store)
+    copy = tmp_path / "app"
+    shutil.copytree(
+        project.path, copy, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".*_cache")
+    )
+    config = copy / "app/config.py"
+    generated = TEAM_SETTINGS.split("\n\n", 1)[0] + "\n"  # the class as generated
+    assert generated in config.read_text()
+    config.write_text(config.read_text().replace(generated, TEAM_SETTINGS))
+
+    env = {"REDIS_URL": redis_server.url} if store == "redis" else {}
+    result = project.run(
+        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=copy, env=env
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "skipped" not in summary and "failed" not in summary

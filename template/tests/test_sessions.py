@@ -14,6 +14,7 @@ from devserver.provider import FakeProvider
 from tests.conftest import SESSION_SECRET
 from tests.helpers import (
     PROFILE,
+    auth_of,
     install_session,
     log_in,
     make_session,
@@ -72,19 +73,25 @@ def test_malformed_or_unknown_cookies_mean_no_session(client: TestClient, value:
     assert client.get("/", headers={"accept": "text/html"}).status_code == 200
 
 
+# (created, last seen) this long ago, from the lifetimes in the settings (yours may differ
+# from the defaults): absolute `a` after login, `i` without a request.
+Ages = Callable[[int, int], tuple[int, int]]
+
+
 @pytest.mark.parametrize(
-    ("created_ago", "touched_ago", "alive"),
+    ("ages", "alive"),
     [
-        (60, 60, True),
-        (7 * 24 * 3600 + 1, 10, False),  # past the absolute lifetime, though active
-        (7 * 24 * 3600, 10, False),  # the absolute lifetime ends now
-        (3600, 24 * 3600 + 1, False),  # inactive for longer than a day
-        (6 * 24 * 3600, 23 * 3600, True),
+        (lambda a, i: (60, 60), True),
+        (lambda a, i: (a + 1, 10), False),  # past the absolute lifetime, though active
+        (lambda a, i: (a, 10), False),  # the absolute lifetime ends now
+        (lambda a, i: (max(a - 1, i + 1), i + 1), False),  # inactive for too long
+        (lambda a, i: (a * 9 // 10, min(i * 9 // 10, a * 9 // 10)), True),  # old, still used
     ],
+    ids=["fresh", "past-absolute", "absolute-ends-now", "inactive", "old-but-active"],
 )
-def test_rolling_and_absolute_expiry(
-    client: TestClient, created_ago: int, touched_ago: int, alive: bool
-) -> None:
+def test_rolling_and_absolute_expiry(client: TestClient, ages: Ages, alive: bool) -> None:
+    lifetime = auth_of(client).lifetime
+    created_ago, touched_ago = ages(lifetime.absolute, lifetime.inactivity)
     now = int(time.time())
     install_session(
         client, make_session(created_at=now - created_ago, touched_at=now - touched_ago)
