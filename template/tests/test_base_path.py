@@ -2,15 +2,18 @@
 routes `/portal/...` to it: every redirect, link and cookie stays under that path, whether
 the proxy passes the path on (`/portal/profile`) or takes it off (`/profile`)."""
 
+import time
 from collections.abc import Callable
 from http.cookiejar import Cookie
 from urllib.parse import urljoin
 
 import httpx2
 import pytest
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
+from app.auth import require_recent_login
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.transactions import COOKIE_PREFIX
 from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
@@ -137,3 +140,23 @@ def test_with_https_the_cookies_are_secure_and_stay_under_the_base_path(
     session = cookies(client)[f"__Secure-{SESSION_COOKIE}"]
     assert session.secure and session.path == BASE
     assert client.get(f"https://example.com{BASE}{PROFILE}").json()["sub"] == "alice"
+
+
+def test_a_step_up_login_returns_under_the_base_path(
+    portal: TestClient, provider: FakeProvider
+) -> None:
+    app = portal.app
+    assert isinstance(app, FastAPI)
+
+    @app.get("/transfer", dependencies=[Depends(require_recent_login(0))])
+    async def transfer() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    assert log_in(portal, provider, "/").status_code == 303
+    time.sleep(1.1)  # the login is now older than max_age=0
+
+    again = visit(portal, f"{BASE}/transfer?amount=5", headers=HTML)
+
+    assert again.status_code == 303
+    assert again.headers["location"].startswith(f"{BASE}{LOGIN_PATH}?")
+    assert query(again.headers["location"])["returnTo"] == "/transfer?amount=5"

@@ -23,6 +23,7 @@ from fastapi import Request
 from app.auth.deps import SessionCookie, require_session
 from app.auth.errors import Forbidden, NotAuthenticated
 from app.auth.sessions import Session
+from app.auth.urls import requested_path
 
 SessionDependency = Callable[..., Awaitable[Session]]
 # OpenID's name for "logged in with more than one factor" (PAPE); Auth0 uses it.
@@ -92,10 +93,8 @@ def _has_all(granted: Any, wanted: tuple[str, ...]) -> bool:
 
 
 def _log_in_again(request: Request, params: dict[str, str]) -> NotAuthenticated:
-    path = str(request.scope["path"])
-    query = request.scope.get("query_string", b"").decode("utf-8", errors="replace")
     return NotAuthenticated(
         "This page needs a new login.",
-        login_redirect=f"{path}?{query}" if query else path,
+        login_redirect=requested_path(request.scope),
         login_params=params,
     )

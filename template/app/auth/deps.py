@@ -18,7 +18,7 @@ from app.auth.core import Auth, get_auth
 from app.auth.errors import CrossSiteRequest, Forbidden, NotAuthenticated
 from app.auth.session_cookie import SESSION_COOKIE, request_state
 from app.auth.sessions import Session
-from app.auth.urls import app_path, route_path
+from app.auth.urls import app_path, requested_path, route_path
 from app.templating import templates
 
 # Names the session cookie in the OpenAPI schema (/docs) of the routes that need one.
@@ -40,10 +40,7 @@ async def require_session(request: Request) -> Session:
     """The session; anonymous browsers are sent to log in, other clients get 401."""
     session = await get_session(request)
     if session is None:
-        # From the scope, not `request.url` (which fails on a query that is not UTF-8).
-        path = route_path(request.scope)
-        query = request.scope.get("query_string", b"").decode("utf-8", errors="replace")
-        raise NotAuthenticated(login_redirect=f"{path}?{query}" if query else path)
+        raise NotAuthenticated(login_redirect=requested_path(request.scope))
     if not policy.authorize(session.user, request):
         raise Forbidden()
     return session

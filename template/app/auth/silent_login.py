@@ -20,7 +20,7 @@ from app.auth.cookies import CookieScope
 from app.auth.deps import get_session
 from app.auth.errors import NotAuthenticated, wants_html
 from app.auth.sessions import Session
-from app.auth.urls import route_path
+from app.auth.urls import requested_path
 
 # Set (for the browser session) when a silent login starts, so it is tried only once.
 SILENT_LOGIN_COOKIE = "app_silent_login"
@@ -35,10 +35,8 @@ async def try_silent_login(request: Request) -> Session | None:
         and wants_html(request)
         and SILENT_LOGIN_COOKIE not in request.cookies
     ):
-        path = route_path(request.scope)
-        query = request.scope.get("query_string", b"").decode("utf-8", errors="replace")
         raise NotAuthenticated(
-            login_redirect=f"{path}?{query}" if query else path, login_params={"prompt": "none"}
+            login_redirect=requested_path(request.scope), login_params={"prompt": "none"}
         )
     return session
 

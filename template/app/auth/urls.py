@@ -94,6 +94,15 @@ def route_path(scope: MutableMapping[str, Any]) -> str:
     return path
 
 
+def requested_path(scope: MutableMapping[str, Any]) -> str:
+    """The app path and query this request asked for (where to return after a login).
+
+    From the scope, not `request.url` (which fails on a query that is not UTF-8)."""
+    path = route_path(scope)
+    query = scope.get("query_string", b"").decode("utf-8", errors="replace")
+    return f"{path}?{query}" if query else path
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` is this machine (where plain http:// is acceptable)."""
     if host == "localhost":
