@@ -72,6 +72,15 @@ def test_a_login_under_the_base_path_comes_back_to_it(
     assert f'href="{BASE}{LOGOUT}"' in page.text and f'href="{BASE}/"' in page.text
 
 
+def test_the_base_url_itself_is_the_home_page(portal: TestClient, provider: FakeProvider) -> None:
+    assert log_in(portal, provider, "/").status_code == 303
+
+    page = visit(portal, BASE, headers=HTML)  # `APP_BASE_URL` as typed, no trailing slash
+
+    assert page.status_code == 200
+    assert f'href="{BASE}{LOGOUT}"' in page.text
+
+
 def test_a_proxy_that_takes_the_path_off_works_the_same(
     portal: TestClient, provider: FakeProvider
 ) -> None:

@@ -22,6 +22,8 @@ class AuthStateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.base_path and scope["type"] in ("http", "websocket"):
             scope["root_path"] = self.base_path
+            if scope["path"] == self.base_path:  # `APP_BASE_URL` itself is the home page
+                scope["path"] = f"{self.base_path}/"
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -89,8 +89,8 @@ def route_path(scope: MutableMapping[str, Any]) -> str:
     """The request's path in this app, without the base path (whether the proxy in front
     kept it in the request or took it off)."""
     path, root = str(scope["path"]), str(scope.get("root_path", ""))
-    if root and (path == root or path.startswith(f"{root}/")):
-        return path[len(root) :] or "/"
+    if root and path.startswith(f"{root}/"):
+        return path[len(root) :]
     return path
 
 
