@@ -203,17 +203,46 @@ def test_an_update_without_user_edits_equals_a_fresh_copy(
     assert f"_commit: {V2}" in (project / ".copier-answers.yml").read_text()
 
 
-def latest_release() -> str:
+def latest_release(repo: Path = REPO) -> str:
     """The newest release: its tag or, in a clone without tags, the commit that added its
     heading to the CHANGELOG (what that release contains)."""
-    tags = git(REPO, "tag", "--list", "v*", "--sort=-v:refname").split()
+    tags = git(repo, "tag", "--list", "v*", "--sort=-v:refname").split()
     if tags:
         return tags[0]
-    heading = re.search(r"^## (v\d+\.\d+\.\d+)", (REPO / "CHANGELOG.md").read_text(), re.M)
+    heading = re.search(r"^## (v\d+\.\d+\.\d+)", (repo / "CHANGELOG.md").read_text(), re.M)
     assert heading, "the CHANGELOG names no release"
-    added = git(REPO, "log", "--format=%H", "-S", heading.group(0), "--", "CHANGELOG.md").split()
+    added = git(repo, "log", "--format=%H", "-S", heading.group(0), "--", "CHANGELOG.md").split()
     assert added, f"no commit added {heading.group(0)!r} (a shallow clone?)"
     return added[-1]
+
+
+def template_history(destination: Path) -> Path:
+    """A clone of this repository (its history, no tags) whose last commit is the working
+    tree, uncommitted changes included."""
+    git(REPO, "clone", "-q", "--no-tags", str(REPO), str(destination))
+    for tag in git(destination, "tag").split():
+        git(destination, "tag", "-d", tag)
+    git(destination, "rm", "-rq", "--", ".")
+    snapshot = snapshot_template(destination.with_name(f"{destination.name}-snapshot"))
+    for path in snapshot.rglob("*"):
+        if path.is_file() and ".git" not in path.relative_to(snapshot).parts:
+            target = destination / path.relative_to(snapshot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+            target.chmod(path.stat().st_mode)
+    git(destination, "add", "-A")
+    git(destination, "commit", "-qm", "The working tree", "--allow-empty")
+    return destination
+
+
+def keep_both(path: Path) -> None:
+    """Resolves `path`'s conflicts as the README says for appends made on v0.1.0: the
+    template's lines, then yours."""
+    block = re.compile(
+        r"^<<<<<<< before updating\n(.*?)^=======\n(.*?)^>>>>>>> after updating\n", re.S | re.M
+    )
+    gap = "\n\n" if path.suffix == ".py" else ""
+    path.write_text(block.sub(lambda m: m.group(2) + gap + m.group(1), path.read_text()))
 
 
 def test_the_latest_release_updates_to_this_version(tmp_path: Path) -> None:
@@ -410,3 +439,79 @@ def test_turning_an_option_off_says_first_that_its_files_go(
     assert "app/auth/token_route.py" in git(project, "status", "--porcelain")  # git keeps it
     git(project, "checkout", "--", "app/auth/token_route.py")
     assert "# our audit hook" in route.read_text()
+
+
+TEAM_TEST = """from fastapi.testclient import TestClient
+
+from app.main import create_app
+from devserver.provider import FakeProvider
+from tests.conftest import make_settings
+
+
+def test_our_team_page(provider: FakeProvider) -> None:
+    app = create_app(make_settings(provider), provider_transport=provider.transport)
+    with TestClient(app) as client:
+        assert client.get("/team").json() == {"team": "payments"}
+"""
+
+
+def team_project_from(template: Path, base: str, destination: Path) -> Path:
+    """A project made from `base`, with a team's appended route, setting and test and a
+    `uv add`, updated to this version of `template`."""
+    project = render(destination, template=template, vcs_ref=base)
+    git(project, "init", "-q")
+    commit(project, "Generated")
+    with (project / "app/pages.py").open("a") as pages:
+        pages.write(OUR_PAGE)
+    with (project / ".env.example").open("a") as example:
+        example.write("ORDERS_API_URL=https://orders.example.com\n")
+    (project / "tests/test_team.py").write_text(TEAM_TEST)
+    uv_run(project, "add", "--no-sync", "six>=1.16")
+    commit(project, "Our page, our setting, our test, our dependency")
+
+    update(project, "--vcs-ref=HEAD")
+    return project
+
+
+def test_a_team_on_the_latest_release_updates_to_this_version(tmp_path: Path) -> None:
+    """The real thing: from the newest release, tagged by `hooks/release_tags.py` or the
+    bare commit of a clone without tags, to this version by the README's steps."""
+    history = template_history(tmp_path / "template")
+    untagged = latest_release(history)
+    tags = subprocess.run(
+        [sys.executable, REPO / "hooks/release_tags.py", "--repo", history],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "v0.1.0: tagged" in tags.stdout
+    tagged = latest_release(history)
+    assert tagged.startswith("v") and git(history, "rev-parse", tagged).strip() == untagged
+
+    project = team_project_from(history, tagged, tmp_path / "tagged")
+    from_commit = team_project_from(history, untagged, tmp_path / "untagged")
+
+    # v0.1.0 had no place of the user's own: appends at the end of these two files meet
+    # the template's once (README, "Updating your app"); keeping both sides resolves them.
+    for updated in (project, from_commit):
+        assert sorted(unmerged(updated)) == [".env.example", "app/pages.py"]
+        for name in unmerged(updated):
+            keep_both(updated / name)
+        git(updated, "add", "-A")
+    for name in generated_files(project):
+        relative = name.relative_to(project)
+        if relative.parts[0] != ".git" and relative.name != ".copier-answers.yml":
+            assert name.read_bytes() == (from_commit / relative).read_bytes(), relative
+    for name in ("app/pages.py", ".env.example"):
+        assert not re.search("^(<<<<<<<|=======|>>>>>>>)", (project / name).read_text(), re.M)
+    example = (project / ".env.example").read_text()
+    assert example.index("# ---- Your settings") < example.index("ORDERS_API_URL=")
+    assert (project / "app/pages.py").read_text().endswith(OUR_PAGE)
+    assert (project / "tests/test_team.py").read_text() == TEAM_TEST
+    assert '"six>=1.16"' in (project / "pyproject.toml").read_text()
+    assert (project / "app/auth/core.py").exists()  # the rename migrations ran
+    assert not (project / "app/auth/components.py").exists()
+    uv_run(project, "lock")
+    uv_run(project, "sync", "--locked")
+    tests = uv_run(project, "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
+    team = ["pytest", "-q", "-p", "no:cacheprovider", "tests/test_team.py"]
+    assert "1 passed" in uv_run(project, "run", "--locked", *team).stdout
