@@ -90,8 +90,10 @@ class AppServer(ChildProcess):
         port: int | None = None,
         client: OidcClient | None = None,
         session_secret: str | None = None,
+        workers: int = 1,
     ) -> None:
         super().__init__(port)
+        self.workers = workers
         self.project = project
         self.provider = provider
         self.workdir = workdir
@@ -119,7 +121,16 @@ class AppServer(ChildProcess):
             HOST,
             "--port",
             str(self.port),
+            *(["--workers", str(self.workers)] if self.workers > 1 else []),
         ]
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of ``uvicorn --workers N`` (empty with one worker)."""
+        if self._process is None or self.workers == 1:
+            return []
+        pid = self._process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in children if "spawn" in _cmdline(int(child))]
 
     def popen_options(self) -> dict[str, Any]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
@@ -149,3 +160,10 @@ class AppServer(ChildProcess):
             return httpx.get(self.url("/"), timeout=1).status_code == 200
         except httpx.TransportError:
             return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -32,6 +32,7 @@ class StartApp(Protocol):
         client: OidcClient | None = None,
         session_secret: str | None = None,
         port: int | None = None,
+        workers: int = 1,
         **more_settings: str,
     ) -> AppServer: ...
 

@@ -92,7 +92,8 @@ def start_app(default_project: RenderedProject, app_workdir: Path) -> Iterator[S
 
     ``project`` (default: ``default_project``) runs another rendered project; ``settings`` (a
     mapping) and keyword settings are its environment; ``client``, ``session_secret`` and ``port``
-    go to :class:`AppServer` (replicas share the first two).
+    and ``workers`` (``uvicorn --workers N``) go to :class:`AppServer` (replicas share the
+    first two).
     """
     started: list[AppServer] = []
 
@@ -104,6 +105,7 @@ def start_app(default_project: RenderedProject, app_workdir: Path) -> Iterator[S
         client: OidcClient | None = None,
         session_secret: str | None = None,
         port: int | None = None,
+        workers: int = 1,
         **more_settings: str,
     ) -> AppServer:
         server = AppServer(
@@ -114,6 +116,7 @@ def start_app(default_project: RenderedProject, app_workdir: Path) -> Iterator[S
             port=port,
             client=client,
             session_secret=session_secret,
+            workers=workers,
         )
         started.append(server)
         server.start()

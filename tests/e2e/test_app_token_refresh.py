@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,8 +42,6 @@ from components import (
 from tooling.rendering import Project, installed_project
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from app_flows import StartApp
 
 JSON = {"Accept": "application/json"}
@@ -402,3 +401,73 @@ def test_fifty_concurrent_requests_on_two_replicas_share_one_refresh(
         assert oidc_provider.revoke_grants(user) == 1
         assert_session_ended(client.get(app_a.url("/api-example"), headers=JSON))
         assert client.get(app_b.url("/auth/profile"), headers=JSON).status_code == 401
+
+
+# --- Several workers of one app (`uvicorn --workers 4`) -----------------------------------------
+
+WORKERS = 4
+
+
+@pytest.fixture(params=["cookie", "redis", "sql-sqlite", "sql-postgres"])
+def worker_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> SharedStore:
+    """Each store as a production command with several workers would use it: the cookie
+    store's logout records in a file of the machine, SQLite in a file, Redis, PostgreSQL."""
+    kind: str = request.param
+    project = installed_project(tmp_path_factory, session_store=kind.partition("-")[0])
+    if kind == "cookie":
+        return SharedStore(kind, project, {"LOGOUT_RECORDS_PATH": str(tmp_path / "logouts.db")})
+    if kind == "sql-sqlite":
+        return SharedStore(kind, project, {"DATABASE_URL": f"sqlite:///{tmp_path}/sessions.db"})
+    if kind == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"e2e-workers-{secrets.token_hex(4)}:"
+        return SharedStore(kind, project, {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": prefix})
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    database = f"e2e_workers_{secrets.token_hex(4)}"
+    postgres.psql(f'CREATE DATABASE "{database}"', database="postgres")
+    url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{database}"
+    return SharedStore(kind, project, {"DATABASE_URL": url})
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of process ``pid`` so far, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_four_workers_share_one_refresh_and_every_worker_sees_a_logout(
+    worker_store: SharedStore, oidc_provider: OidcProvider, start_app: StartApp
+) -> None:
+    """The README's production command (`uvicorn --workers 4`), every store: 50 concurrent
+    requests of one session, spread over the workers, refresh its token once; a back-channel
+    logout that one worker receives ends the session in all of them."""
+    app = start_app(
+        oidc_provider,
+        worker_store.project,
+        settings={**worker_store.settings, **APP_SETTINGS},
+        workers=WORKERS,
+    )
+    workers = app.worker_pids()
+    assert len(workers) == WORKERS, workers
+    user = new_user()
+    oidc_provider.configure_account(user, access_token_ttl=DUE_TTL)
+    cookies = log_in(app, user)
+    oidc_provider.configure_account(user, access_token_ttl=LASTING_TTL, refresh_delay=REFRESH_DELAY)
+    before = {pid: cpu_ticks(pid) for pid in workers}
+
+    pages, _ = concurrently([app.url("/api-example")] * 50, cookies, HTML)
+
+    busy = [pid for pid in workers if cpu_ticks(pid) > before[pid]]
+    assert len(busy) >= 2, "the requests all went to one worker"
+    expiries = {api_example_expiry(page, user) for page in pages}
+    assert len(expiries) == 1, expiries  # every worker used the one refreshed token
+    assert oidc_provider.account_activity(user).refreshes == 1
+    assert_no_trouble(oidc_provider, user)
+
+    result = oidc_provider.logout(user, client_id=app.client.client_id)
+
+    assert [entry["ok"] for entry in result["backchannel"]] == [True], result
+    answers, _ = concurrently([app.url("/auth/profile")] * 40, cookies, JSON)
+    assert {answer.status_code for answer in answers} == {401}
