@@ -5,7 +5,8 @@ under uvicorn, a browser, and login helpers. One module per component:
   (``HOST``, ``ARTIFACTS_DIR``, :func:`free_port`, :func:`wait_for`, :func:`missing_component`);
 - ``provider``: :class:`OidcProvider` (panva oidc-provider from ``tests/e2e/provider``);
 - ``app``: :class:`AppServer` (a rendered project's app under uvicorn);
-- ``redis``: :class:`RedisServer`, :class:`TlsRedisServer`;
+- ``redis``: :class:`RedisServer`, :class:`TlsRedisServer`, :class:`RedisClusterServers`,
+  :class:`SentinelRedisServers`;
 - ``postgres``: :class:`PostgresServer`;
 - ``browser``: :func:`chromium_browser` (Playwright);
 - ``oauth``: PKCE, authorization URLs, token claims, the provider's login and logout pages.
@@ -39,7 +40,13 @@ from components.process import (
     wait_for,
 )
 from components.provider import PROVIDER_DIR, AccountActivity, OidcClient, OidcProvider
-from components.redis import RedisServer, TlsRedisServer, redis_ping
+from components.redis import (
+    RedisClusterServers,
+    RedisServer,
+    SentinelRedisServers,
+    TlsRedisServer,
+    redis_ping,
+)
 
 __all__ = [
     "APP_SETTING_PREFIXES",
@@ -58,8 +65,10 @@ __all__ = [
     "OidcClient",
     "OidcProvider",
     "PostgresServer",
+    "RedisClusterServers",
     "RedisServer",
     "RenderedProject",
+    "SentinelRedisServers",
     "TlsRedisServer",
     "app_base_url",
     "authorize_url",

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 from app.auth.cookies import CHUNK_SIZE, MAX_CHUNKS
@@ -21,7 +21,7 @@ from app.auth.stores.logouts import LogoutRecords
 from app.auth.stores.logouts_redis import RedisLogoutRecords
 from app.auth.stores.logouts_sqlite import SqliteLogoutRecords
 from app.auth.stores.redis_cache import TrackedCache
-from app.auth.stores.redis_client import RedisLogoutTokens, connect
+from app.auth.stores.redis_client import RedisLogoutTokens, check_redis_url, connect
 
 if TYPE_CHECKING:
     from app.auth.settings import AuthSettings
@@ -33,7 +33,8 @@ class StoreSettings(BaseSettings):
     """The cookie store's settings (part of `AuthSettings`)."""
 
     # Where logouts are recorded (so a copied cookie stops working): a SQLite file,
-    # or Redis when REDIS_URL is set (needed when instances run on several machines).
+    # or Redis when REDIS_URL is set (needed when instances run on several machines):
+    # one server, a sentinel set or a cluster (see app/auth/stores/redis_client.py).
     logout_records_path: str = "logout-records.db"
     redis_url: str | None = None
     redis_key_prefix: str = "auth:"
@@ -44,6 +45,8 @@ class StoreSettings(BaseSettings):
     # dropped the moment Redis announces a change (app/auth/stores/redis_cache.py); 0:
     # always ask.
     redis_cache_size: int = Field(default=10_000, ge=0)
+
+    _check_url = field_validator("redis_url")(check_redis_url)
 
 
 class CookieSessionStore:

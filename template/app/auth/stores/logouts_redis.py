@@ -2,6 +2,11 @@
 
 Template-owned: the cache of what was read (redis_cache.py) is performance tuning you
 are not expected to edit; template updates keep it current.
+
+Keys (under REDIS_KEY_PREFIX): `logout:<kind>:<value>` for the records (logouts.py),
+`lock:<name>` for the locks. In a Redis Cluster, a login's newest version and its lock
+are written by one script, so they share a hash tag: `logout:newer:{login:<id>}` and
+`lock:{login:<id>}` (one server or a sentinel set keeps the names without braces).
 """
 
 import asyncio
@@ -12,7 +17,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.auth.errors import StoreUnavailable
@@ -20,6 +24,7 @@ from app.auth.sessions import Session
 from app.auth.stores.base import LostLock
 from app.auth.stores.logouts import LOCK_POLL, NEWER, STARTED, applies, keys_of
 from app.auth.stores.redis_cache import TrackedCache
+from app.auth.stores.redis_client import RedisClient, close, in_slot, is_cluster
 
 DELETE_IF_OWNED = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -40,7 +45,7 @@ class RedisLogoutRecords:
     most checks need no round trip. In the cache, "" stands for "no record".
     """
 
-    def __init__(self, redis: Redis, cache: TrackedCache[str], *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, cache: TrackedCache[str], *, prefix: str) -> None:
         self._redis = redis
         self._cache = cache
         self._prefix = prefix
@@ -49,12 +54,15 @@ class RedisLogoutRecords:
 
     async def check(self, session: Session) -> tuple[bool, str | None]:
         kinds = [STARTED, *keys_of(session), (NEWER, session.login_id)]
-        keys = [f"{self._prefix}logout:{kind}:{value}" for kind, value in kinds]
+        keys = [self._key(kind, value) for kind, value in kinds]
         values: list[str | None] = [self._cache.get(key) for key in keys]
         if None in values:
             version = self._cache.version
             try:
-                found = await self._redis.mget(keys)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in keys:  # one by one: in a cluster they are on different nodes
+                        pipe.get(key)
+                    found = await pipe.execute()
             except RedisError:
                 raise StoreUnavailable("Logout records cannot be read right now.") from None
             values = [value.decode() if isinstance(value, bytes) else value for value in found]
@@ -71,9 +79,14 @@ class RedisLogoutRecords:
         revision, _, value = (newest or "0 ").partition(" ")
         return False, value if int(revision) > session.revision else None
 
+    def _key(self, kind: str, value: str) -> str:
+        if kind == NEWER and is_cluster(self._redis):  # see above
+            value = in_slot(self._redis, f"login:{value}")
+        return f"{self._prefix}logout:{kind}:{value}"
+
     @asynccontextmanager
     async def lock(self, name: str, *, ttl: float) -> AsyncIterator[str]:
-        key, token = f"{self._prefix}lock:{name}", secrets.token_hex(8)
+        key, token = f"{self._prefix}lock:{in_slot(self._redis, name)}", secrets.token_hex(8)
         deadline = time.monotonic() + ttl
         try:
             while not await self._redis.set(key, token, nx=True, px=math.ceil(ttl * 1000)):
@@ -89,8 +102,8 @@ class RedisLogoutRecords:
                 await self._unlock(keys=[key], args=[token])
 
     async def record_newer(self, session: Session, value: str, *, until: int, fence: str) -> None:
-        key = f"{self._prefix}logout:{NEWER}:{session.login_id}"
-        lock = f"{self._prefix}lock:login:{session.login_id}"
+        key = self._key(NEWER, session.login_id)
+        lock = f"{self._prefix}lock:{in_slot(self._redis, f'login:{session.login_id}')}"
         self._cache.forget(key)
         ttl = max(until - int(time.time()), 1)
         try:
@@ -103,7 +116,7 @@ class RedisLogoutRecords:
             raise LostLock()
 
     async def open(self) -> None:
-        await self._start(f"{self._prefix}logout:{STARTED[0]}:{STARTED[1]}")
+        await self._start(self._key(*STARTED))
 
     async def _start(self, key: str) -> str:
         """Write down when the records were started (now, unless another instance did)."""
@@ -117,7 +130,7 @@ class RedisLogoutRecords:
 
     async def record(self, kind: str, value: str, *, until: int) -> None:
         ttl = max(until - int(time.time()), 1)
-        key = f"{self._prefix}logout:{kind}:{value}"
+        key = self._key(kind, value)
         self._cache.forget(key)
         try:
             await self._redis.set(key, time.time(), ex=ttl)
@@ -126,4 +139,4 @@ class RedisLogoutRecords:
 
     async def aclose(self) -> None:
         await self._cache.aclose()
-        await self._redis.aclose()
+        await close(self._redis)

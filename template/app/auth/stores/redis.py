@@ -9,6 +9,11 @@ Keys (all under REDIS_KEY_PREFIX):
     lock:<record id>      held while one request changes the session's tokens
     jti:<jti>             a logout token already used (refused if replayed)
 
+In a Redis Cluster the record id is hash-tagged (`session:{<record id>}`, `lock:{...}`),
+so that a session's record and lock are on one node for the script that uses both; other
+commands use one key each, so REDIS_URL may name one server, a sentinel set or a cluster
+(see redis_client.py).
+
 The index sets let back-channel logout end "all sessions of this user" or "of this
 provider session" without scanning keys; ended sessions leave them, and a login
 prunes its user's set of sessions that expired. Records read are kept in memory for as
@@ -24,16 +29,22 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.auth.errors import StoreUnavailable
 from app.auth.sessions import Session, SessionCodec, SessionLifetime, now
 from app.auth.stores.base import LostLock, Stored
 from app.auth.stores.redis_cache import TrackedCache
-from app.auth.stores.redis_client import RedisLogoutTokens, connect
+from app.auth.stores.redis_client import (
+    RedisClient,
+    RedisLogoutTokens,
+    check_redis_url,
+    close,
+    connect,
+    in_slot,
+)
 from app.auth.stores.server import is_session_id, new_id, record_id
 
 if TYPE_CHECKING:
@@ -60,7 +71,7 @@ return 0
 class StoreSettings(BaseSettings):
     """The Redis store's settings (part of `AuthSettings`)."""
 
-    # Where sessions live.
+    # Where sessions live: one server, a sentinel set or a cluster (redis_client.py).
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "auth:"
     # Seconds to wait for Redis before answering 503.
@@ -71,11 +82,13 @@ class StoreSettings(BaseSettings):
     # change (see app/auth/stores/redis_cache.py); 0 reads Redis on every request.
     redis_cache_size: int = Field(default=10_000, ge=0)
 
+    _check_url = field_validator("redis_url")(check_redis_url)
+
 
 class RedisSessionStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         cache: TrackedCache[Stored],
         codec: SessionCodec,
         lifetime: SessionLifetime,
@@ -92,7 +105,10 @@ class RedisSessionStore:
         self._unlock = redis.register_script(DELETE_IF_OWNED)
 
     def _key(self, record: str) -> str:
-        return f"{self._prefix}session:{record}"
+        return f"{self._prefix}session:{in_slot(self._redis, record)}"
+
+    def _lock_key(self, record: str) -> str:
+        return f"{self._prefix}lock:{in_slot(self._redis, record)}"
 
     def _index_keys(self, session: Session) -> list[str]:
         keys = [f"{self._prefix}sub:{session.sub}"]
@@ -125,16 +141,17 @@ class RedisSessionStore:
         key = new_id()
         record = record_id(key)
         data = self._codec.encode(session, bound_to=record)
-        ended_sid = f"{self._prefix}ended-sid:{session.sid or ''}"
         async with _reachable():
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(self._key(record), data, ex=self._ttl(session))
                 for index_key in self._index_keys(session):
                     pipe.sadd(index_key, record)
                     pipe.expire(index_key, self.lifetime.absolute)
-                pipe.exists(ended_sid)  # after the record: a logout sees one or the other
-                *_, ended = await pipe.execute()
-            if ended and session.sid:
+                await pipe.execute()
+            # Only once the record is in the indexes: a back-channel logout marks the
+            # provider session ended before it reads the indexes, so it sees the record
+            # or this sees its mark.
+            if session.sid and await self._redis.exists(f"{self._prefix}ended-sid:{session.sid}"):
                 await self.delete(key, session)
                 return None
             await self._prune(f"{self._prefix}sub:{session.sub}")
@@ -156,7 +173,7 @@ class RedisSessionStore:
     async def replace(self, old: Stored, session: Session, *, fence: str = "") -> Stored | None:
         record = record_id(old.key)
         data = self._codec.encode(session, bound_to=record)
-        keys = [self._key(record), f"{self._prefix}lock:{record}"]
+        keys = [self._key(record), self._lock_key(record)]
         self._cache.forget(keys[0])
         async with _reachable():
             # Only over the very record that was read: a logout (record gone) or a change
@@ -179,7 +196,7 @@ class RedisSessionStore:
         if session is None:
             stored = await self._read(key, record)
             session = stored.session if stored else None
-        async with _reachable(), self._redis.pipeline(transaction=True) as pipe:
+        async with _reachable(), self._redis.pipeline(transaction=False) as pipe:
             pipe.delete(self._key(record))
             for index_key in self._index_keys(session) if session else ():
                 pipe.srem(index_key, record)
@@ -188,7 +205,7 @@ class RedisSessionStore:
     @asynccontextmanager
     async def lock(self, key: str, session: Session, *, ttl: float) -> AsyncIterator[str]:
         record = record_id(key)
-        lock_key, token = f"{self._prefix}lock:{record}", secrets.token_hex(8)
+        lock_key, token = self._lock_key(record), secrets.token_hex(8)
         deadline = time.monotonic() + ttl
         async with _reachable():
             while not await self._redis.set(lock_key, token, nx=True, px=math.ceil(ttl * 1000)):
@@ -215,20 +232,24 @@ class RedisSessionStore:
             if sid:
                 ended = f"{self._prefix}ended-sid:{sid}"
                 await self._redis.set(ended, 1, ex=self.lifetime.absolute)
-            records = [_text(record) for record in await self._redis.sinter(index_keys)]
-            return await self._end(records, index_keys)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for index_key in index_keys:
+                    pipe.smembers(index_key)
+                members = [{_text(record) for record in found} for found in await pipe.execute()]
+            return await self._end(sorted(set.intersection(*members)), index_keys)
 
     async def _end(self, records: Sequence[str], index_keys: Sequence[str]) -> int:
         if not records:
             return 0
         keys = [self._key(record) for record in records]
         self._cache.forget(*keys)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:  # one by one: in a cluster they are on different nodes
+                pipe.delete(key)
             for index_key in index_keys:
                 pipe.srem(index_key, *records)
-            deleted, *_ = await pipe.execute()
-        return int(deleted)
+            deleted = (await pipe.execute())[: len(keys)]
+        return sum(deleted)
 
     async def end_login(self, sub: str, login_id: str) -> bool:
         for record, session in await self._sessions_of(sub):
@@ -244,7 +265,10 @@ class RedisSessionStore:
         index_key = f"{self._prefix}sub:{sub}"
         async with _reachable():
             records = sorted(_text(member) for member in await self._redis.smembers(index_key))
-            values = await self._redis.mget([self._key(r) for r in records]) if records else []
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for record in records:  # one by one: in a cluster they are on different nodes
+                    pipe.get(self._key(record))
+                values = await pipe.execute()
             dead = [record for record, value in zip(records, values, strict=True) if not value]
             if dead:
                 await self._redis.srem(index_key, *dead)
@@ -260,7 +284,7 @@ class RedisSessionStore:
 
     async def aclose(self) -> None:
         await self._cache.aclose()
-        await self._redis.aclose()
+        await close(self._redis)
 
 
 def _text(value: bytes | str) -> str:

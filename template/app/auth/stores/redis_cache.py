@@ -26,6 +26,12 @@ has arrived). A Redis that stops answering is noticed within TRUST_WINDOW, and f
 on every read goes to Redis (and gets its 503) until tracking works again. A Redis that
 refuses tracking (before version 6, or a proxy) just means no cache. Set
 REDIS_CACHE_SIZE=0 to turn it off.
+
+With a sentinel set (REDIS_URL redis+sentinel://), the connection goes to the primary
+the sentinels name, and its pings ask that server's role: once it is no longer the
+primary (a failover), or the connection drops, every copy is dropped and reads go to
+Redis until tracking works on the new primary. A Redis Cluster spreads keys over
+several servers: there the cache is off (one log line at startup says so).
 """
 
 import asyncio
@@ -38,12 +44,17 @@ from typing import Any, Generic, TypeVar, cast
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
+
+from app.auth.stores.redis_client import parse_redis_url
 
 logger = logging.getLogger("app.auth")
 PING_INTERVAL = 0.1  # seconds between pings on the tracking connection
 TRUST_WINDOW = 0.5  # seconds after sending a ping answered since, that copies are used
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before reconnecting, after failures
-FAILURES = (OSError, TimeoutError)  # OSError: ConnectionError and TrackingRefused too
+# OSError: ConnectionError and TrackingRefused too; RedisError: no primary found.
+FAILURES = (OSError, TimeoutError, RedisError)
 
 V = TypeVar("V")
 
@@ -58,9 +69,13 @@ class TrackedCache(Generic[V]):
 
     def __init__(self, url: str, prefix: str, *, name: str, size: int, timeout: float) -> None:
         self._url = url
+        self._target = parse_redis_url(url)
         self._prefix = prefix
         self._name = name
         self._size = size
+        if self._target.kind == "cluster" and size > 0:
+            logger.info("auth.cache_off cache=%s reason=cluster", name)
+            self._size = 0
         self._timeout = timeout
         self._entries: dict[str, V] = {}
         self._task: asyncio.Task[None] | None = None  # keeps Redis tracking for us
@@ -136,7 +151,7 @@ class TrackedCache(Generic[V]):
                     while True:
                         sent = time.monotonic()
                         async with asyncio.timeout(self._timeout):
-                            await connection.command("PING")
+                            await self._ping(connection)
                         # Every announcement Redis sent before this answer has arrived.
                         self._trusted_until = sent + TRUST_WINDOW
                         await asyncio.sleep(PING_INTERVAL)
@@ -151,12 +166,34 @@ class TrackedCache(Generic[V]):
     def _log_off(self, exc: BaseException) -> None:
         logger.warning("auth.redis_cache_off cache=%s error=%s", self._name, type(exc).__name__)
 
-    async def _connect(self) -> "TrackingConnection":
-        """A connection on which Redis announces changes of the keys under the prefix.
+    async def _ping(self, connection: "TrackingConnection") -> None:
+        if self._target.kind != "sentinel":
+            await connection.command("PING")
+        elif (await connection.command("ROLE"))[0] != b"master":
+            raise TrackingRefused("this Redis is no longer the primary")
 
-        Reached as REDIS_URL says, like the store's own client (TLS options included).
-        """
-        options = parse_url(self._url)
+    async def _options(self) -> dict[str, Any]:
+        """How to reach the Redis server: as REDIS_URL says, like the store's own client
+        (TLS options included), or the primary that the sentinels name right now."""
+        target = self._target
+        if target.kind == "server":
+            return dict(parse_url(self._url))
+        sentinel = Sentinel(target.nodes, socket_timeout=self._timeout)
+        try:
+            host, port = await sentinel.discover_master(target.service)
+        finally:
+            for client in sentinel.sentinels:
+                await client.aclose()
+        return {
+            "host": host,
+            "port": port,
+            "username": target.username,
+            "password": target.password,
+        }
+
+    async def _connect(self) -> "TrackingConnection":
+        """A connection on which Redis announces changes of the keys under the prefix."""
+        options = await self._options()
         loop = asyncio.get_running_loop()
         connection = TrackingConnection(loop, self._announced, self._lost)
         try:
@@ -176,6 +213,7 @@ class TrackedCache(Generic[V]):
             await connection.command(*hello)
             await connection.command("CLIENT", "SETNAME", self._name)
             await connection.command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self._prefix)
+            await self._ping(connection)  # the primary still, now that it tracks for us
         except BaseException:
             connection.close()
             raise

@@ -1,9 +1,27 @@
-"""The Redis client, configured once for the whole app; used logout tokens kept in Redis."""
+"""The Redis client, configured once for the whole app; used logout tokens kept in Redis.
+
+REDIS_URL names one Redis server, or a highly available set:
+
+    redis://[[user]:password@]host:6379/0          one server (rediss:// TLS, unix:// socket)
+    redis+sentinel://[[user]:password@]host:26379[,host:26379...]/<service>[/<db>]
+        the primary that these sentinels call <service>, found again after a failover
+        (the password is the primary's; the sentinels are reached without one)
+    redis+cluster://[[user]:password@]host:7000[,host:7001...]
+        a Redis Cluster, reached through any of these nodes
+
+In a cluster, the keys that one command or script uses together are hash-tagged (see
+`in_slot`), so that they live on the same node.
+"""
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import RedisError
 
 from app.auth.errors import StoreUnavailable
@@ -11,26 +29,146 @@ from app.auth.errors import StoreUnavailable
 if TYPE_CHECKING:
     from app.auth.settings import AuthSettings
 
+RedisClient = Redis | RedisCluster
+DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
 
-def connect(url: str, settings: "AuthSettings") -> Redis:
-    """A client whose pool makes requests wait for a free connection (up to the
-    timeout) instead of failing when more than REDIS_MAX_CONNECTIONS are busy."""
-    pool = BlockingConnectionPool.from_url(
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where REDIS_URL points: one `server` (`url`), a `sentinel` set or a `cluster`."""
+
+    kind: Literal["server", "sentinel", "cluster"]
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()  # the sentinels, or the cluster's seed nodes
+    service: str = ""  # the name the sentinels know the primary by
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """REDIS_URL understood, or ValueError saying what is wrong with it."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis", "rediss", "unix"):
+        parse_url(url)  # raises ValueError for a bad one
+        return RedisTarget("server", url)
+    if scheme not in ("redis+sentinel", "redis+cluster"):
+        raise ValueError(
+            "must start with redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
+        )
+    kind: Literal["sentinel", "cluster"] = "sentinel" if scheme == "redis+sentinel" else "cluster"
+    if "?" in rest or "#" in rest:
+        raise ValueError(f"{scheme}:// takes no options after '?'")
+    location, _, path = rest.partition("/")
+    credentials, _, hosts = location.rpartition("@")
+    username, _, password = credentials.partition(":")
+    nodes = tuple(_node(node, DEFAULT_PORTS[kind]) for node in hosts.split(","))
+    names = [unquote(name) for name in path.split("/") if name]
+    if kind == "cluster" and names:
+        raise ValueError("redis+cluster:// takes no path: a cluster has only database 0")
+    if kind == "sentinel" and not 1 <= len(names) <= 2:
+        raise ValueError(
+            "redis+sentinel:// needs the primary's service name: "
+            "redis+sentinel://host:26379[,host:26379...]/<service>[/<db>]"
+        )
+    if len(names) == 2 and not names[1].isdigit():
+        raise ValueError(f"redis+sentinel:// database {names[1]!r} is not a number")
+    return RedisTarget(
+        kind,
         url,
-        decode_responses=True,
-        max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-        health_check_interval=30,
+        nodes,
+        service=names[0] if names else "",
+        db=int(names[1]) if len(names) == 2 else 0,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
     )
-    return Redis.from_pool(pool)  # the client owns the pool and closes it
+
+
+def _node(node: str, default_port: int) -> tuple[str, int]:
+    host, colon, port = node.rpartition(":") if not node.endswith("]") else (node, "", "")
+    if not colon:
+        host, port = node, str(default_port)
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{node!r} is not a host:port")
+    return host, int(port)
+
+
+def check_redis_url(url: str | None) -> str | None:
+    """The validator of the REDIS_URL setting."""
+    if url is not None:
+        parse_redis_url(url)
+    return url
+
+
+def connect(url: str, settings: "AuthSettings") -> RedisClient:
+    """A client whose pool makes requests wait for a free connection (up to the
+    timeout) instead of failing when more than REDIS_MAX_CONNECTIONS are busy.
+
+    In a cluster there is a pool per node, of REDIS_MAX_CONNECTIONS connections each.
+    """
+    target = parse_redis_url(url)
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": settings.redis_timeout,
+        "socket_connect_timeout": settings.redis_timeout,
+        "max_connections": settings.redis_max_connections,
+    }
+    if target.kind == "cluster":
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username,
+            password=target.password,
+            **options,
+        )
+    options |= {"timeout": settings.redis_timeout, "health_check_interval": 30}
+    if target.kind == "sentinel":
+        sentinel = Sentinel(
+            target.nodes,
+            socket_timeout=settings.redis_timeout,
+            socket_connect_timeout=settings.redis_timeout,
+        )
+        client: Redis = sentinel.master_for(
+            target.service,
+            connection_pool_class=BlockingSentinelPool,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            **options,
+        )
+        return client
+    return Redis.from_pool(BlockingConnectionPool.from_url(url, **options))  # owns the pool
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Connections to the primary the sentinels name, waiting for a free one like the
+    pool of a single server."""
+
+
+async def close(redis: RedisClient) -> None:
+    """Close the client, its pool and, for a sentinel set, the connections to the sentinels."""
+    pool = redis.connection_pool if isinstance(redis, Redis) else None
+    await redis.aclose()
+    if isinstance(pool, SentinelConnectionPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def is_cluster(redis: RedisClient) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+def in_slot(redis: RedisClient, name: str) -> str:
+    """`name` as the part of a key that picks its hash slot in a cluster (`{name}`), so
+    that the keys built with it can be used together in one script. Unchanged for one
+    server or a sentinel set, so that keys written before keep their names."""
+    return f"{{{name}}}" if is_cluster(redis) else name
 
 
 class RedisLogoutTokens:
     """Ids of logout tokens already used, as `<prefix>jti:<jti>` keys expiring by themselves."""
 
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
 
