@@ -24,7 +24,7 @@ from app.auth.sessions import Session
 from app.auth.stores.base import LostLock
 from app.auth.stores.logouts import LOCK_POLL, NEWER, STARTED, applies, keys_of
 from app.auth.stores.redis_cache import TrackedCache
-from app.auth.stores.redis_client import RedisClient, close, in_slot, is_cluster
+from app.auth.stores.redis_client import RedisClient, close, get_many, in_slot, is_cluster
 
 DELETE_IF_OWNED = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -59,10 +59,7 @@ class RedisLogoutRecords:
         if None in values:
             version = self._cache.version
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in keys:  # one by one: in a cluster they are on different nodes
-                        pipe.get(key)
-                    found = await pipe.execute()
+                found = await get_many(self._redis, keys)
             except RedisError:
                 raise StoreUnavailable("Logout records cannot be read right now.") from None
             values = [value.decode() if isinstance(value, bytes) else value for value in found]

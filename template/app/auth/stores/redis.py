@@ -43,6 +43,7 @@ from app.auth.stores.redis_client import (
     check_redis_url,
     close,
     connect,
+    get_many,
     in_slot,
 )
 from app.auth.stores.server import is_session_id, new_id, record_id
@@ -265,10 +266,7 @@ class RedisSessionStore:
         index_key = f"{self._prefix}sub:{sub}"
         async with _reachable():
             records = sorted(_text(member) for member in await self._redis.smembers(index_key))
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for record in records:  # one by one: in a cluster they are on different nodes
-                    pipe.get(self._key(record))
-                values = await pipe.execute()
+            values = await get_many(self._redis, [self._key(r) for r in records])
             dead = [record for record, value in zip(records, values, strict=True) if not value]
             if dead:
                 await self._redis.srem(index_key, *dead)

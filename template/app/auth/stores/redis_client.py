@@ -165,6 +165,16 @@ def in_slot(redis: RedisClient, name: str) -> str:
     return f"{{{name}}}" if is_cluster(redis) else name
 
 
+async def get_many(redis: RedisClient, keys: list[str]) -> list[bytes | str | None]:
+    """The values of `keys` (None where missing): one MGET, or in a cluster, where keys
+    live on several nodes, one MGET per node."""
+    if not keys:
+        return []
+    if isinstance(redis, RedisCluster):
+        return list(await redis.mget_nonatomic(keys))
+    return list(await redis.mget(keys))
+
+
 class RedisLogoutTokens:
     """Ids of logout tokens already used, as `<prefix>jti:<jti>` keys expiring by themselves."""
 
