@@ -48,6 +48,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return installed_project(tmp_path_factory, session_store="redis")
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    with RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")) as servers:
+        yield servers
+
+
 @contextmanager
 def two_apps(
     project: Project, provider: OidcProvider, workdir: Path, redis_url: str
@@ -77,13 +83,12 @@ def two_apps(
 
 
 def log_in(app: AppServer, user: str) -> dict[str, str]:
-    """Log ``user`` in to ``app``; returns the session's ``Cookie`` header."""
+    """Log ``user`` in to ``app``; returns the ``Cookie`` header of its session cookies."""
     with httpx.Client(timeout=10) as client:
         http_login(client, app, user)
-        [(name, value)] = [
-            (c.name, c.value) for c in client.cookies.jar if is_session_cookie(c.name)
-        ]
-    return {"Cookie": f"{name}={value}"}
+        cookies = [f"{c.name}={c.value}" for c in client.cookies.jar if is_session_cookie(c.name)]
+    assert cookies, "no session cookie after the login"
+    return {"Cookie": "; ".join(cookies)}
 
 
 def get(app: AppServer, path: str, cookie: dict[str, str], accept: dict[str, str] = JSON) -> int:
@@ -98,14 +103,11 @@ def user_of(app: AppServer, cookie: dict[str, str]) -> tuple[int, str | None]:
 
 
 def test_sessions_in_a_redis_cluster(
-    project: Project, oidc_provider: OidcProvider, app_workdir: Path, tmp_path: Path
+    project: Project, oidc_provider: OidcProvider, app_workdir: Path, cluster: RedisClusterServers
 ) -> None:
     user, other = f"cluster-{secrets.token_hex(4)}", f"cluster-bc-{secrets.token_hex(4)}"
     oidc_provider.configure_account(user, access_token_ttl=DUE_TTL)
-    with (
-        RedisClusterServers(tmp_path) as cluster,
-        two_apps(project, oidc_provider, app_workdir, cluster.url) as (app_a, app_b),
-    ):
+    with two_apps(project, oidc_provider, app_workdir, cluster.url) as (app_a, app_b):
         cookie = log_in(app_a, user)
         assert user_of(app_a, cookie) == user_of(app_b, cookie) == (200, user)
         # Each session's record and lock share a hash slot (the refresh script uses both).
@@ -126,10 +128,35 @@ def test_sessions_in_a_redis_cluster(
         assert "auth.cache_off cache=session-cache reason=cluster" in app_a.log_path.read_text()
 
 
+def test_cookie_sessions_with_logout_records_in_a_redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    oidc_provider: OidcProvider,
+    app_workdir: Path,
+    cluster: RedisClusterServers,
+) -> None:
+    """Sessions in cookies, logouts recorded in the cluster: a refresh (the login's newest
+    version, written with its lock by one script) and a logout, final for a copy too."""
+    project = installed_project(tmp_path_factory, session_store="cookie")
+    user = f"cluster-cookie-{secrets.token_hex(4)}"
+    oidc_provider.configure_account(user, access_token_ttl=DUE_TTL)
+    settings = {**SETTINGS, "REDIS_URL": cluster.url}
+    with AppServer(project, oidc_provider, workdir=app_workdir, settings=settings) as app:
+        cookie = log_in(app, user)
+        assert user_of(app, cookie) == (200, user)
+        assert get(app, "/api-example", cookie, HTML) == 200  # refreshes the token first
+        assert oidc_provider.account_activity(user).refreshes >= 1
+        assert any("{login:" in key for key in cluster.keys("auth:logout:newer:*"))
+        assert user_of(app, cookie) == (200, user)  # the older cookie: its newest version is used
+
+        assert get(app, "/auth/logout", cookie, HTML) == 303
+        assert user_of(app, cookie)[0] == 401  # a copy of the cookie is refused
+        assert "auth.cache_off cache=logout-cache reason=cluster" in app.log_path.read_text()
+
+
 def test_sessions_survive_a_sentinel_failover(
     project: Project, oidc_provider: OidcProvider, app_workdir: Path, tmp_path: Path
 ) -> None:
-    tag = secrets.token_hex(4)
+    tag = secrets.token_hex(4)  # users of this test only: the provider is shared
     with (
         SentinelRedisServers(tmp_path) as servers,
         two_apps(project, oidc_provider, app_workdir, servers.url) as apps,
