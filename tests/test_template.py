@@ -94,11 +94,12 @@ def test_only_the_chosen_code_is_generated(store_project: Project) -> None:
     stores = {path.stem for path in (store_project.path / "app/auth/stores").glob("*.py")}
     dependencies = (store_project.path / "pyproject.toml").read_text()
 
-    shared = {"__init__", "base", "server", "redis_client", "redis_cache"}
+    shared = {"__init__", "base", "server", "redis_client", "redis_cache", "sql_cache"}
     logouts = {"logouts", "logouts_sqlite", "logouts_redis"}
     assert stores - shared - logouts == {store}
     assert ("redis_client" in stores) == (store != "sql")
     assert ("redis_cache" in stores) == (store != "sql")
+    assert ("sql_cache" in stores) == (store == "sql")
     assert (logouts <= stores) == (store == "cookie")
     assert not (logouts & stores) or store == "cookie"
     assert ("server" in stores) == (store != "cookie")

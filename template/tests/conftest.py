@@ -39,6 +39,8 @@ store_fixtures = import_module(f"tests.fixtures_{SESSION_STORE}")
 store = store_fixtures.store
 unreachable_store = store_fixtures.unreachable_store
 STORE_SETTINGS: dict[str, Any] = store_fixtures.STORE_SETTINGS
+# Seconds until a change (a logout) on one app instance holds on the others.
+ELSEWHERE_WITHIN: float = store_fixtures.ELSEWHERE_WITHIN
 
 
 def make_settings(provider: FakeProvider, **overrides: Any) -> Settings:

@@ -15,6 +15,7 @@ from app.auth.stores.logouts_sqlite import SqliteLogoutRecords
 from tests.redis_tools import redis_prefix
 
 STORE_SETTINGS: dict[str, Any] = {}  # filled per test by the `store` fixture
+ELSEWHERE_WITHIN = 0.0  # seconds until a change on one app instance holds on the others
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
+from app.auth.stores.sql_cache import TRUST_WINDOW
+
 STORE_SETTINGS: dict[str, Any] = {}  # filled per test by the `store` fixture
+# Seconds until a change on one app instance holds on the others (their caches poll).
+ELSEWHERE_WITHIN = TRUST_WINDOW
 
 
 @pytest.fixture(autouse=True)

@@ -1,21 +1,26 @@
-"""What the database holds: encrypted rows under hashed ids, purged after they expire."""
+"""What the database holds: encrypted rows under hashed ids, purged after they expire; and
+the in-memory copies of them that the change log keeps current (app/auth/stores/sql_cache.py)."""
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import event, inspect, select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.stores.sql import PURGE_INTERVAL, SqlSessionStore, sessions_table
+from app.auth.stores.sql_cache import POLL_INTERVAL, TRUST_WINDOW
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
 from tests.helpers import (
+    LOGOUT,
     PROFILE,
     assert_a_refused_logout_can_be_retried,
     auth_of,
@@ -23,6 +28,7 @@ from tests.helpers import (
     log_in,
     make_session,
     post_logout,
+    replace_cookie,
 )
 
 
@@ -134,14 +140,14 @@ def test_database_urls_get_async_drivers(provider: FakeProvider, given: str, use
     assert make_settings(provider, database_url=given).database_url == used
 
 
-def execute(client: TestClient, statement: str) -> None:
+def execute(client: TestClient, statement: str, **values: Any) -> None:
     """Run `statement` on the app's database, through a connection of the test's own."""
     assert client.portal is not None
 
     async def run() -> None:
         engine = create_async_engine(auth_of(client).settings.database_url)
         async with engine.begin() as connection:
-            await connection.execute(text(statement))
+            await connection.execute(text(statement), values)
         await engine.dispose()
 
     client.portal.call(run)
@@ -157,3 +163,219 @@ def test_a_logout_that_cannot_be_carried_out_can_be_retried(
         execute(logged_in, "ALTER TABLE auth_sessions_away RENAME TO auth_sessions")
 
     assert_a_refused_logout_can_be_retried(logged_in, provider, refusing())
+
+
+def sql_store(client: TestClient) -> SqlSessionStore:
+    store = auth_of(client).sessions.store
+    assert isinstance(store, SqlSessionStore)
+    return store
+
+
+def counting_reads(client: TestClient) -> list[str]:
+    """The statements that read `auth_sessions` from now on, on the app's own engine."""
+    seen: list[str] = []
+
+    def on_execute(*args: Any) -> None:
+        if "FROM auth_sessions" in args[2]:
+            seen.append(args[2])
+
+    event.listen(sql_store(client).database.engine.sync_engine, "before_cursor_execute", on_execute)
+    return seen
+
+
+def wait_until_cached(client: TestClient, reads: list[str]) -> None:
+    """Until a request of `client` is served without reading the database (the first
+    read starts the cache's polls, later ones fill it)."""
+    deadline = time.monotonic() + 5
+    while True:
+        before = len(reads)
+        assert client.get(PROFILE).status_code == 200
+        if len(reads) == before:
+            return
+        assert time.monotonic() < deadline, "the session is never served from memory"
+        time.sleep(0.02)
+
+
+def record_of(client: TestClient) -> str:
+    return hashlib.sha256(client.cookies[SESSION_COOKIE].encode()).hexdigest()
+
+
+def test_a_session_in_use_is_read_from_memory(logged_in: TestClient) -> None:
+    reads = counting_reads(logged_in)
+    wait_until_cached(logged_in, reads)
+    before = len(reads)
+
+    for _ in range(20):
+        assert logged_in.get(PROFILE).json()["sub"] == "alice"
+    assert len(reads) == before
+
+
+def test_without_the_cache_every_request_reads_the_database(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    client = client_for(database_cache_size=0)
+    log_in(client, provider)
+    reads = counting_reads(client)
+
+    for _ in range(5):
+        assert client.get(PROFILE).status_code == 200
+    assert len(reads) == 5
+
+
+def test_the_cache_keeps_at_most_its_size(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    client = client_for(database_cache_size=1)
+    cookies = {}
+    for user in ("alice", "bob"):
+        client.cookies.clear()
+        log_in(client, provider, user)
+        cookies[user] = client.cookies[SESSION_COOKIE]
+    reads = counting_reads(client)
+    wait_until_cached(client, reads)  # Bob's
+    replace_cookie(client, SESSION_COOKIE, cookies["alice"])
+    wait_until_cached(client, reads)  # Alice's, in place of Bob's: one fits
+
+    before = len(reads)
+    for user in ("bob", "alice", "bob", "alice"):
+        replace_cookie(client, SESSION_COOKIE, cookies[user])
+        assert client.get(PROFILE).json()["sub"] == user
+    assert len(reads) == before + 4
+
+
+def test_a_logout_holds_at_once_on_its_instance_and_within_the_window_on_the_others(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    first, second = client_for(), client_for()  # two app processes sharing the database
+    first_reads, second_reads = counting_reads(first), counting_reads(second)
+    for attempt in range(3):
+        log_in(first, provider)
+        cookie = first.cookies[SESSION_COOKIE]
+        replace_cookie(second, SESSION_COOKIE, cookie)
+        wait_until_cached(first, first_reads)
+        wait_until_cached(second, second_reads)
+
+        assert second.get(LOGOUT).status_code in (302, 303)
+        replace_cookie(second, SESSION_COOKIE, cookie)  # a copy of the cookie, sent again
+        assert second.get(PROFILE).status_code == 401, f"attempt {attempt}"
+        time.sleep(TRUST_WINDOW)
+        assert first.get(PROFILE).status_code == 401, f"attempt {attempt}"
+
+
+def test_a_session_replaced_on_another_instance_is_read_again_within_the_window(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    first, second = client_for(), client_for()
+    log_in(first, provider)
+    replace_cookie(second, SESSION_COOKIE, first.cookies[SESSION_COOKIE])
+    wait_until_cached(first, counting_reads(first))
+
+    store, portal = sql_store(second), second.portal
+    assert portal is not None
+    stored = portal.call(store.read, second.cookies[SESSION_COOKIE])
+    assert stored is not None
+    renamed = replace(stored.session, user={**stored.session.user, "name": "Alice Renamed"})
+    assert portal.call(store.replace, stored, renamed) is not None
+
+    assert second.get(PROFILE).json()["name"] == "Alice Renamed"  # its own change: at once
+    time.sleep(TRUST_WINDOW)
+    assert first.get(PROFILE).json()["name"] == "Alice Renamed"
+
+
+def test_a_row_deleted_by_hand_with_a_change_row_ends_the_session_within_the_window(
+    logged_in: TestClient,
+) -> None:
+    wait_until_cached(logged_in, counting_reads(logged_in))
+    record = record_of(logged_in)
+
+    execute(logged_in, "DELETE FROM auth_sessions WHERE id = :record", record=record)
+    execute(
+        logged_in,
+        "INSERT INTO auth_session_changes (record, changed_at) VALUES (:record, 0)",
+        record=record,
+    )
+    time.sleep(TRUST_WINDOW)
+    assert logged_in.get(PROFILE).status_code == 401
+
+
+def test_a_failing_poll_stops_the_use_of_the_cache(
+    logged_in: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    wait_until_cached(logged_in, counting_reads(logged_in))
+
+    # The change log cannot be read: a change would go unseen, so the copies must not be used.
+    execute(logged_in, "ALTER TABLE auth_session_changes RENAME TO auth_session_changes_away")
+    try:
+        execute(logged_in, "DELETE FROM auth_sessions WHERE id = :id", id=record_of(logged_in))
+        time.sleep(TRUST_WINDOW)
+        assert logged_in.get(PROFILE).status_code == 401
+        assert "auth.sql_cache_off error=" in caplog.text
+    finally:
+        execute(logged_in, "ALTER TABLE auth_session_changes_away RENAME TO auth_session_changes")
+
+
+def test_a_hung_poll_stops_the_use_of_the_cache_within_the_window(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    client = client_for(database_timeout=2)
+    url = auth_of(client).settings.database_url
+    if not url.startswith("sqlite"):
+        pytest.skip("holds a SQLite file's lock")
+    log_in(client, provider)
+    reads = counting_reads(client)
+    wait_until_cached(client, reads)
+
+    # Another process holds the database: the next poll waits, no poll fails.
+    with closing(sqlite3.connect(url.partition(":///")[2], isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        time.sleep(TRUST_WINDOW + POLL_INTERVAL)
+        before = len(reads)
+        assert client.get(PROFILE).status_code == 503  # it waited for the database
+        assert len(reads) == before + 1
+        other.execute("ROLLBACK")
+    assert client.get(PROFILE).status_code == 200
+
+
+def test_a_change_log_that_went_backwards_empties_the_cache(
+    client_for: Callable[..., TestClient], provider: FakeProvider, logged_in: TestClient
+) -> None:
+    other = client_for()
+    log_in(other, provider, "bob")
+    assert other.get(LOGOUT).status_code in (302, 303)  # a change row: there is a newest one
+    wait_until_cached(logged_in, counting_reads(logged_in))
+    time.sleep(3 * POLL_INTERVAL)  # the newest change has been seen
+
+    execute(logged_in, "DELETE FROM auth_session_changes")  # emptied, e.g. by a restore
+    execute(logged_in, "DELETE FROM auth_sessions WHERE id = :id", id=record_of(logged_in))
+    time.sleep(TRUST_WINDOW)
+    assert logged_in.get(PROFILE).status_code == 401
+
+
+def test_a_purge_keeps_the_newest_changes(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for record, changed_at in (("old-1", 1), ("old-2", 2), ("new", int(time.time()))):
+        execute(
+            client,
+            "INSERT INTO auth_session_changes (record, changed_at) VALUES (:record, :at)",
+            record=record,
+            at=changed_at,
+        )
+
+    monkeypatch.setattr(sql_store(client), "_purged_at", time.monotonic() - PURGE_INTERVAL)
+    install_session(client, make_session(user={"sub": "fresh"}))  # a write: the purge runs
+
+    assert changed_records(client) == ["old-2", "new"]  # the newest old one stays: see sql_cache
+
+
+def changed_records(client: TestClient) -> list[str]:
+    assert client.portal is not None
+
+    async def fetch() -> list[str]:
+        async with sql_store(client).database.engine.connect() as connection:
+            result = await connection.execute(
+                text("SELECT record FROM auth_session_changes ORDER BY id")
+            )
+            return [row[0] for row in result]
+
+    return client.portal.call(fetch)

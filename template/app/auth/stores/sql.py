@@ -3,7 +3,9 @@
 One row per session in `auth_sessions`, indexed by user (`sub`) and provider session
 (`sid`) for back-channel logout; locks of sessions whose tokens are changing in
 `auth_refresh_locks`; provider sessions that the provider ended (back-channel logout)
-in `auth_ended_provider_sessions`; used logout-token ids in `auth_logout_tokens`.
+in `auth_ended_provider_sessions`; used logout-token ids in `auth_logout_tokens`;
+the record ids of sessions changed or deleted in `auth_session_changes`, so that each
+app process can keep the sessions it read in memory (sql_cache.py).
 The tables are created on first use when missing
 (`CREATE TABLE IF NOT EXISTS`); if you manage your schema with migrations, create it
 there instead from `sessions_table` (see README). Expired rows are ignored on read and
@@ -46,6 +48,7 @@ from app.auth.errors import StoreUnavailable
 from app.auth.sessions import Session, SessionCodec, SessionLifetime, now
 from app.auth.stores.base import LostLock, Stored
 from app.auth.stores.server import is_session_id, new_id, record_id
+from app.auth.stores.sql_cache import ChangeLogCache, change_log_table
 
 if TYPE_CHECKING:
     from app.auth.settings import AuthSettings
@@ -67,6 +70,10 @@ class StoreSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./sessions.db"
     # Seconds to wait for the database before answering 503.
     database_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Sessions kept in memory per app process, dropped when the database's change log
+    # says they changed (see app/auth/stores/sql_cache.py); 0 reads the database on
+    # every request.
+    database_cache_size: int = Field(default=10_000, ge=0)
 
     @field_validator("database_url")
     @classmethod
@@ -112,8 +119,9 @@ logout_tokens_table = Table(
     Column("jti", String(255), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),
 )
-# Built once: the session read runs on every request.
-READ_SESSION = select(_table.data).where(
+changes_table = change_log_table(metadata)  # ids of sessions changed, for the caches
+# Built once: the session read runs on every request that misses the cache.
+READ_SESSION = select(_table.data, _table.expires_at).where(
     _table.id == bindparam("id"), _table.expires_at > bindparam("now")
 )
 
@@ -186,11 +194,18 @@ class SqlLogoutTokens:
 
 
 class SqlSessionStore:
-    def __init__(self, database: Database, codec: SessionCodec, lifetime: SessionLifetime) -> None:
+    def __init__(
+        self,
+        database: Database,
+        cache: ChangeLogCache[Stored],
+        codec: SessionCodec,
+        lifetime: SessionLifetime,
+    ) -> None:
         self.lifetime = lifetime
         self.logout_tokens = SqlLogoutTokens(database)
         self.database = database
         self._connect = database.connect
+        self._cache = cache
         self._codec = codec
         self._purged_at = time.monotonic()
 
@@ -198,11 +213,21 @@ class SqlSessionStore:
         if not is_session_id(key):
             return None
         record = record_id(key)
+        return self._cache.get(record) or await self._read(key, record)
+
+    async def _read(self, key: str, record: str) -> Stored | None:
+        """The session from the database (kept in the cache when it may be)."""
+        version = self._cache.version
         async with self._connect() as connection:
-            result = await connection.execute(READ_SESSION, {"id": record, "now": now()})
-            value: str | None = result.scalar()
-        session = self._codec.decode(value, bound_to=record) if value is not None else None
-        return Stored(key, session, value) if session is not None and value else None
+            row = (await connection.execute(READ_SESSION, {"id": record, "now": now()})).first()
+        if row is None or not row.data:
+            return None
+        session = self._codec.decode(row.data, bound_to=record)
+        if session is None:
+            return None
+        stored = Stored(key, session, row.data)
+        self._cache.put(record, stored, version, expires_at=row.expires_at)
+        return stored
 
     async def create(self, session: Session) -> Stored | None:
         key = new_id()
@@ -239,18 +264,22 @@ class SqlSessionStore:
             .where(*conditions)
             .values(data=data, expires_at=self.lifetime.ends_at(session))
         )
-        async with self._connect(write=True) as connection:
-            if (await connection.execute(statement)).rowcount:
-                return Stored(old.key, session, data)
-            if fence and not (await connection.execute(select(_lock_held(record, fence)))).scalar():
-                raise LostLock()
-        return None
+        try:
+            async with self._connect(write=True) as connection:
+                if (await connection.execute(statement)).rowcount:
+                    await self._cache.log(connection, [record])
+                    return Stored(old.key, session, data)
+                held = select(_lock_held(record, fence))
+                if fence and not (await connection.execute(held)).scalar():
+                    raise LostLock()
+            return None
+        finally:
+            self._cache.forget(record)  # after the commit: read again, changed or not
 
     async def delete(self, key: str, session: Session | None) -> None:
         if not is_session_id(key):
             return
-        async with self._connect(write=True) as connection:
-            await connection.execute(delete(sessions_table).where(_table.id == record_id(key)))
+        await self._end([record_id(key)])
 
     @asynccontextmanager
     async def lock(self, key: str, session: Session, *, ttl: float) -> AsyncIterator[str]:
@@ -260,6 +289,9 @@ class SqlSessionStore:
             if time.monotonic() > deadline:
                 raise StoreUnavailable("Another request is changing this session; try again.")
             await asyncio.sleep(0.05)
+        # The holder reads the session again: from the database, never from memory, so
+        # that it sees the tokens of a change that another instance finished just before.
+        self._cache.forget(lock["id"])
         try:
             yield lock["token"]
         finally:
@@ -293,11 +325,22 @@ class SqlSessionStore:
         ]
         if not conditions:
             return 0
-        async with self._connect(write=True) as connection:
-            if sid:
-                await self._end_sid(connection, sid)
-            result = await connection.execute(delete(sessions_table).where(and_(*conditions)))
-        return int(result.rowcount)
+        return await self._end(and_(*conditions), sid=sid)
+
+    async def _end(self, which: list[str] | ColumnElement[bool], *, sid: str | None = None) -> int:
+        """Delete these records (or the rows matching `which`), and log their change."""
+        condition = _table.id.in_(which) if isinstance(which, list) else which
+        statement = delete(sessions_table).where(condition).returning(_table.id)
+        records: list[str] = []
+        try:
+            async with self._connect(write=True) as connection:
+                if sid:
+                    await self._end_sid(connection, sid)
+                records = list((await connection.execute(statement)).scalars())
+                await self._cache.log(connection, records)
+        finally:
+            self._cache.forget(*records)  # after the commit
+        return len(records)
 
     async def _end_sid(self, connection: AsyncConnection, sid: str) -> None:
         """Remember that the provider ended `sid`, for as long as a session could live."""
@@ -308,11 +351,7 @@ class SqlSessionStore:
     async def end_login(self, sub: str, login_id: str) -> bool:
         for record, session in await self._sessions_of(sub):
             if session.login_id == login_id:
-                async with self._connect(write=True) as connection:
-                    result = await connection.execute(
-                        delete(sessions_table).where(_table.id == record)
-                    )
-                return bool(result.rowcount)
+                return bool(await self._end([record]))
         return False
 
     async def list_sessions(self, sub: str) -> Sequence[Session]:
@@ -334,6 +373,7 @@ class SqlSessionStore:
             pass
 
     async def aclose(self) -> None:
+        await self._cache.aclose()
         await self.database.engine.dispose()
 
     async def _purge_expired(self, connection: AsyncConnection) -> None:
@@ -346,6 +386,7 @@ class SqlSessionStore:
             await connection.execute(
                 delete(ended_sids_table).where(ended_sids_table.c.expires_at <= now())
             )
+            await self._cache.purge(connection)
 
 
 def _lock_held(record: str, token: str) -> ColumnElement[bool]:
@@ -362,5 +403,11 @@ def build_store(settings: "AuthSettings", lifetime: SessionLifetime) -> SqlSessi
     engine = create_async_engine(
         settings.database_url, pool_timeout=timeout, connect_args=connect_args
     )
+    cache: ChangeLogCache[Stored] = ChangeLogCache(
+        changes_table,
+        lambda: create_async_engine(settings.database_url, connect_args=connect_args),
+        size=settings.database_cache_size,  # each about 6 KB: the record and its session
+        timeout=timeout,
+    )
     codec = SessionCodec(settings.session_secrets)
-    return SqlSessionStore(Database(engine), codec, lifetime)
+    return SqlSessionStore(Database(engine), cache, codec, lifetime)
