@@ -130,8 +130,9 @@ class ChangeLogCache(Generic[V]):
         await connection.execute(self._changes.insert(), rows)
 
     async def purge(self, connection: AsyncConnection) -> None:
-        """Remove changes older than KEEP_CHANGES, oldest first (a process that saw
-        the newest of them notices that it is gone: see `_poll_until_failure`)."""
+        """Remove the changes before the newest one older than KEEP_CHANGES: always a run
+        of the oldest ids, so a process whose last seen change is gone knows that it may
+        have missed some (see `_poll_until_failure`)."""
         changes = self._changes.c
         old = select(func.max(changes.id)).where(changes.changed_at < now() - KEEP_CHANGES)
         await connection.execute(self._changes.delete().where(changes.id < old.scalar_subquery()))
