@@ -335,8 +335,7 @@ async def main() -> None:
             )
         )
     finally:
-        await auth.sessions.aclose()
-        await auth.client.aclose()
+        await auth.aclose()  # the provider's HTTP client and the sessions' store
 
 
 def make_planned_probe(rng: random.Random) -> Planned:
