@@ -72,7 +72,8 @@ def test_a_fixed_sample_of_url_mutants_is_all_killed(
     report = tmp_path / "report.md"
     subprocess.run(
         [sys.executable, str(RUN), "--project", str(default_project.path), "--modules",
-         "urls.py", "--sample", "12", "--seed", "14", "--jobs", "2", "--report", str(report)],
+         "urls.py", "--no-redis", "--sample", "12", "--seed", "14", "--jobs", "2",
+         "--report", str(report)],
         check=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 

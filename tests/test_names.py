@@ -3,8 +3,9 @@
 The generated tests import `AUTH_PREFIX`, `LOGIN_PATH`, `CALLBACK_PATH` (`app/auth/urls.py`),
 `SESSION_COOKIE` (`app/auth/session_cookie.py`) and `COOKIE_PREFIX` (`app/auth/transactions.py`)
 rather than spelling them. Here a copy of a rendered project gets other values for the route
-prefix and both cookie names, and its own suite must still pass. The defaults themselves are
-spelled in the app and in the README, which is checked against the app.
+prefix and both cookie names (and, on the server stores, its own session lifetimes), and its
+own suite must still pass. The defaults themselves are spelled in the app and in the README,
+which is checked against the app.
 """
 
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from components import RedisServer
-from variants import DEFAULT_ANSWERS
+from variants import DEFAULT_ANSWERS, VARIANTS
 
 from tooling.rendering import Project, installed_project
 
@@ -22,15 +23,13 @@ RENAMES = {
     "app/auth/session_cookie.py": ('SESSION_COOKIE = "app_session"', 'SESSION_COOKIE = "sid"'),
     "app/auth/transactions.py": ('COOKIE_PREFIX = "app_tx."', 'COOKIE_PREFIX = "login."'),
 }
-# The default answers, the most routes on a server-side store, and the other linking mode.
+# The default answers, and two of the variants test_template.py installs: the most routes on
+# Redis, and the other linking mode on SQL. On the server stores the team also sets its own
+# session lifetimes (see TEAM_SETTINGS), which the generated tests must read, not assume.
 ANSWER_SETS: dict[str, dict[str, object]] = {
-    "default": {},
-    "most-features": {
-        "session_store": "sql",
-        "account_linking": "connected_accounts",
-        "access_token_route": True,
-    },
-    "connect": {"account_linking": "connect"},
+    "default": VARIANTS["cookie"],
+    "most-features": VARIANTS["token-route-redis"],
+    "connect-sql": VARIANTS["connect-sql"],
 }
 
 
@@ -59,13 +58,22 @@ def renamed_copy(project: Project, destination: Path) -> Path:
 
 @pytest.mark.parametrize("answers", list(ANSWER_SETS.values()), ids=list(ANSWER_SETS))
 def test_generated_tests_pass_with_renamed_routes_and_cookies(
-    answers: dict[str, object], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    answers: dict[str, object],
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
     project = installed_project(tmp_path_factory, **DEFAULT_ANSWERS, **answers)
     copy = renamed_copy(project, tmp_path / "app")
+    store = answers.get("session_store", "cookie")
+    if store != "cookie":
+        own_session_lifetimes(copy)
 
     assert names(project, copy) == ["/account", "/account/callback", "sid", "login."]
-    result = project.run(project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=copy)
+    env = {"REDIS_URL": redis_server.url} if store == "redis" else {}
+    result = project.run(
+        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=copy, env=env
+    )
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary
 
@@ -101,28 +109,10 @@ TEAM_SETTINGS = '''class Settings(AuthSettings):
 '''
 
 
-@pytest.mark.parametrize("store", ["redis", "sql"])
-def test_generated_tests_pass_with_a_teams_own_session_lifetimes(
-    store: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    tmp_path: Path,
-    redis_server: RedisServer,
-) -> None:
-    """The tests read the lifetimes from the settings: a team that changes the defaults in
-    app/config.py (where its settings live) keeps a green suite."""
-    project = installed_project(tmp_path_factory, **DEFAULT_ANSWERS, session_store=store)
-    copy = tmp_path / "app"
-    shutil.copytree(
-        project.path, copy, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".*_cache")
-    )
-    config = copy / "app/config.py"
+def own_session_lifetimes(project: Path) -> None:
+    """The team's own lifetimes in app/config.py, where its settings live: the generated
+    tests read the lifetimes from the settings, so the suite stays green."""
+    config = project / "app/config.py"
     generated = TEAM_SETTINGS.split("\n\n", 1)[0] + "\n"  # the class as generated
     assert generated in config.read_text()
     config.write_text(config.read_text().replace(generated, TEAM_SETTINGS))
-
-    env = {"REDIS_URL": redis_server.url} if store == "redis" else {}
-    result = project.run(
-        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=copy, env=env
-    )
-    summary = result.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "skipped" not in summary and "failed" not in summary

@@ -139,6 +139,10 @@ def parse_arguments() -> argparse.Namespace:
         help="run the whole suite before calling a mutant a survivor (slow; for checking)",
     )  # fmt: skip
     parser.add_argument("--postgres", action="store_true", help="SQL store: also PostgreSQL")
+    parser.add_argument(
+        "--no-redis", action="store_true",
+        help="cookie store: skip the suite with REDIS_URL (modules that do not touch Redis)",
+    )  # fmt: skip
     parser.add_argument("--report", help="write the Markdown report here (and .json beside)")
     return parser.parse_args()
 
@@ -168,7 +172,7 @@ def make_suites(args: argparse.Namespace, stack: ExitStack) -> list[Suite]:
     suites = []
     if store in ("cookie", "sql"):
         suites.append(Suite(store, {**clean}))
-    if store in ("cookie", "redis"):
+    if store == "redis" or (store == "cookie" and not args.no_redis):
         redis = stack.enter_context(RedisServer())
         name = "redis" if store == "redis" else f"{store}+redis"
         suites.append(Suite(name, {**clean, "REDIS_URL": redis.url}))
