@@ -113,13 +113,21 @@ def uv() -> str:
     return found
 
 
+# The template tests run the generated suites on both cores of the CI machine (pytest-xdist,
+# installed into the test venvs only: generated projects do not depend on it; their suites
+# pass run either way, and the README's and update tests run them as users do).
+XDIST = "pytest-xdist==3.8.0"
+PARALLEL = ("-n", "2")
+
+
 def install(path: Path, answers: dict[str, object] | None = None) -> Project:
-    """Create a virtual environment for the project and install it with its dev group."""
+    """Create a virtual environment for the project and install it with its dev group
+    (and pytest-xdist, for `PARALLEL`)."""
     venv = path / ".venv"
     subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     subprocess.run(
         [uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-         "-e", str(path), "--group", str(path / "pyproject.toml") + ":dev"],
+         "-e", str(path), "--group", str(path / "pyproject.toml") + ":dev", XDIST],
         check=True,
         cwd=path,
     )  # fmt: skip

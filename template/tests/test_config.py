@@ -218,6 +218,7 @@ def test_client_authentication_problems_stop_startup(
 @pytest.mark.parametrize(
     "secret",
     [secrets.token_hex(16), secrets.token_urlsafe(32), secrets.token_urlsafe(48)],
+    ids=["token_hex(16)", "token_urlsafe(32)", "token_urlsafe(48)"],  # the same on every run
 )
 def test_secrets_as_the_usual_commands_make_them_are_accepted(
     env: pytest.MonkeyPatch, secret: str
