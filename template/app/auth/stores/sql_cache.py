@@ -85,6 +85,7 @@ class ChangeLogCache(Generic[V]):
         self._timeout = timeout
         self._entries: dict[str, tuple[V, int]] = {}  # record -> (value, expires_at)
         self._task: asyncio.Task[None] | None = None  # polls the change log
+        self._sleeping = False  # whether it waits between polls
         self._polling = False  # whether `_last` is current
         self._last = 0  # id of the newest change applied
         self._trusted_until = 0.0  # time.monotonic() up to which the entries are current
@@ -157,14 +158,14 @@ class ChangeLogCache(Generic[V]):
         failures = 0
         engine = self._new_engine()
         try:
-            while True:
+            while self._current():
                 try:
                     await self._poll_until_failure(engine)
                 except FAILURES as exc:
                     logger.warning("auth.sql_cache_off error=%s", type(exc).__name__)
-                finally:
+                if self._current():
                     self._stop_trusting()
-                await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
+                    await self._pause(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
                 failures += 1
         finally:
             with contextlib.suppress(*FAILURES):
@@ -172,12 +173,15 @@ class ChangeLogCache(Generic[V]):
                     await engine.dispose()
 
     async def _poll_until_failure(self, engine: AsyncEngine) -> None:
+        """Poll until a poll fails; return when this task is no longer the poller."""
         async with asyncio.timeout(self._timeout), engine.connect() as connection:
             await self._restart(connection)
-        while True:
+        while self._current():
             sent = time.monotonic()
             async with asyncio.timeout(self._timeout), engine.connect() as connection:
                 rows = (await connection.execute(self._since, {"last": self._last})).all()
+                if not self._current():
+                    return
                 if self._last and (not rows or rows[0][0] != self._last):
                     # The log went backwards, or was purged past what this process saw.
                     await self._restart(connection)
@@ -186,23 +190,39 @@ class ChangeLogCache(Generic[V]):
                     self._last = rows[-1][0]
             # Every change committed before `sent` has been applied.
             self._trusted_until = sent + TRUST_WINDOW
-            await asyncio.sleep(POLL_INTERVAL)
+            await self._pause(POLL_INTERVAL)
 
     async def _restart(self, connection: AsyncConnection) -> None:
         """Go on from the newest change, with no entries: reads that start from here on
         see every change up to it."""
-        self._last = int((await connection.execute(self._newest)).scalar_one())
-        self._clear()
-        self._polling = True
+        newest = int((await connection.execute(self._newest)).scalar_one())
+        if self._current():
+            self._last = newest
+            self._clear()
+            self._polling = True
+
+    def _current(self) -> bool:
+        """Whether this task is the poller (`aclose` and polls in another loop end it)."""
+        return self._task is asyncio.current_task()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between polls: the only moment `aclose` cancels the poller. A query cut
+        short would leave its driver's thread to report to an event loop that is closed."""
+        self._sleeping = True
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._sleeping = False
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
+        task, self._task = self._task, None  # it stops after the poll it is running
         self._stop_trusting()
         if task is None or task.get_loop().is_closed():
             return
         if task.get_loop() is not asyncio.get_running_loop():
             task.get_loop().call_soon_threadsafe(task.cancel)
             return
-        task.cancel()
+        if self._sleeping:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
