@@ -15,7 +15,7 @@ import pytest
 from components import RedisServer
 from variants import DEFAULT_ANSWERS, VARIANTS
 
-from tooling.rendering import PARALLEL, Project, installed_project
+from tooling.rendering import Project, installed_project, parallel
 
 # file -> (the line as generated, the line a newcomer writes instead)
 RENAMES = {
@@ -72,7 +72,7 @@ def test_generated_tests_pass_with_renamed_routes_and_cookies(
     assert names(project, copy) == ["/account", "/account/callback", "sid", "login."]
     env = {"REDIS_URL": redis_server.url} if store == "redis" else {}
     result = project.run(
-        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PARALLEL, cwd=copy,
+        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel(env), cwd=copy,
         env=env,
     )  # fmt: skip
     summary = result.stdout.strip().splitlines()[-1]
@@ -88,7 +88,7 @@ def test_generated_tests_pass_with_the_auth_prefix_setting(
 
     assert names(project, project.path, env)[:2] == ["/account", "/account/callback"]
     result = project.run(
-        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PARALLEL, env=env
+        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel(env), env=env
     )
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from components import PostgresServer, RedisServer, free_port, wait_for
 
-from tooling.rendering import PARALLEL, REPO, Project, generated_files, render, uv
+from tooling.rendering import REPO, Project, generated_files, parallel, render, uv
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".html", ".yml", ".yaml", ".example", ".txt", ""}
 # Copier's Jinja syntax: `{{ name ...`, `{% if ...`, `{# ...` (Python dicts like `{}}` are fine).
@@ -42,10 +42,8 @@ def test_generated_project_passes_mypy_strict(store_project: Project) -> None:
 
 
 def run_generated_tests(project: Project, **env: str) -> str:
-    # On one PostgreSQL database the tests run one at a time (some change its tables).
-    parallel = () if "DATABASE_URL" in env else PARALLEL
     result = project.run(
-        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel, env=env
+        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel(env), env=env
     )
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary

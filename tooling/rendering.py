@@ -117,12 +117,18 @@ def uv() -> str:
 # installed into the test venvs only: generated projects do not depend on it; their suites
 # pass run either way, and the README's and update tests run them as users do).
 XDIST = "pytest-xdist==3.8.0"
-PARALLEL = ("-n", "2")
+
+
+def parallel(env: dict[str, str]) -> tuple[str, ...]:
+    """pytest options to run a generated suite on two cores, unless it runs against a Redis
+    or PostgreSQL server (some of its tests count that server's commands or change its
+    tables: one at a time there)."""
+    return () if {"REDIS_URL", "DATABASE_URL"} & env.keys() else ("-n", "2")
 
 
 def install(path: Path, answers: dict[str, object] | None = None) -> Project:
     """Create a virtual environment for the project and install it with its dev group
-    (and pytest-xdist, for `PARALLEL`)."""
+    (and pytest-xdist, see `parallel`)."""
     venv = path / ".venv"
     subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     subprocess.run(

@@ -1,8 +1,10 @@
 """What the database holds: encrypted rows under hashed ids, purged after they expire; and
 the in-memory copies of them that the change log keeps current (app/auth/stores/sql_cache.py)."""
 
+import asyncio
 import hashlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -314,25 +316,57 @@ def test_a_failing_poll_stops_the_use_of_the_cache(
         execute(logged_in, "ALTER TABLE auth_session_changes_away RENAME TO auth_session_changes")
 
 
+@contextmanager
+def change_log_held(url: str) -> Iterator[None]:
+    """Another process holds the change log (SQLite: the whole file) until the block ends."""
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(url.partition(":///")[2], isolation_level=None)) as other:
+            other.execute("BEGIN EXCLUSIVE")
+            yield
+            other.execute("ROLLBACK")
+        return
+    locked, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("LOCK TABLE auth_session_changes IN ACCESS EXCLUSIVE MODE")
+                )
+                locked.set()
+                await asyncio.to_thread(release.wait, 10)
+        finally:
+            await engine.dispose()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert locked.wait(10), "the change log was not locked"
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_a_hung_poll_stops_the_use_of_the_cache_within_the_window(
     client_for: Callable[..., TestClient], provider: FakeProvider
 ) -> None:
     client = client_for(database_timeout=2)
     url = auth_of(client).settings.database_url
-    if not url.startswith("sqlite"):
-        pytest.skip("holds a SQLite file's lock")
     log_in(client, provider)
     reads = counting_reads(client)
     wait_until_cached(client, reads)
 
-    # Another process holds the database: the next poll waits, no poll fails.
-    with closing(sqlite3.connect(url.partition(":///")[2], isolation_level=None)) as other:
-        other.execute("BEGIN EXCLUSIVE")
+    # Another process holds the change log: the next poll waits, no poll fails.
+    with change_log_held(url):
         time.sleep(TRUST_WINDOW + POLL_INTERVAL)
         before = len(reads)
-        assert client.get(PROFILE).status_code == 503  # it waited for the database
-        assert len(reads) == before + 1
-        other.execute("ROLLBACK")
+        answer = client.get(PROFILE)
+        assert len(reads) == before + 1  # the copy was not used: the database was asked
+        # SQLite: the file is locked, the read waited for it; PostgreSQL: the sessions
+        # table was free.
+        assert answer.status_code == (503 if url.startswith("sqlite") else 200)
     assert client.get(PROFILE).status_code == 200
 
 

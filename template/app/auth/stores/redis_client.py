@@ -162,7 +162,7 @@ def in_slot(redis: RedisClient, name: str) -> str:
     """`name` as the part of a key that picks its hash slot in a cluster (`{name}`), so
     that the keys built with it can be used together in one script. Unchanged for one
     server or a sentinel set, so that keys written before keep their names."""
-    return f"{{{name}}}" if is_cluster(redis) else name
+    return "{" + name + "}" if is_cluster(redis) else name
 
 
 async def get_many(redis: RedisClient, keys: list[str]) -> list[bytes | str | None]:
