@@ -105,6 +105,26 @@ def test_without_the_cache_every_request_reads_redis(
     assert not [c for c in redis.client_list() if c["name"] == TRACKING_CLIENT][1:]
 
 
+def test_the_cache_keeps_at_most_its_size(
+    client_for: Callable[..., TestClient], provider: FakeProvider, redis: Redis
+) -> None:
+    client = client_for(redis_cache_size=1)
+    cookies = {}
+    for user in ("alice", "bob"):
+        client.cookies.clear()
+        log_in(client, provider, user)
+        cookies[user] = client.cookies[SESSION_COOKIE]
+    wait_until_cached(client, redis, "get")  # Bob's
+    replace_cookie(client, SESSION_COOKIE, cookies["alice"])
+    wait_until_cached(client, redis, "get")  # Alice's, in place of Bob's: one fits
+
+    before = calls(redis, "get")
+    for user in ("bob", "alice", "bob", "alice"):
+        replace_cookie(client, SESSION_COOKIE, cookies[user])
+        assert client.get(PROFILE).json()["sub"] == user
+    assert calls(redis, "get") == before + 4
+
+
 def test_a_request_reads_its_session_once_however_many_dependencies_ask(
     client_for: Callable[..., TestClient], provider: FakeProvider, redis: Redis
 ) -> None:
