@@ -335,7 +335,13 @@ def shared_store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> SharedStore:
     """A store for two replicas: a key prefix of Redis, or a PostgreSQL database, of their own."""
-    kind: str = request.param
+    return server_store(request, tmp_path_factory, request.param)
+
+
+def server_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> SharedStore:
+    """`redis` (a key prefix of its own) or `sql-postgres` (a database of its own)."""
     project = installed_project(tmp_path_factory, session_store=kind.partition("-")[0])
     if kind == "redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
@@ -422,20 +428,12 @@ def worker_store(
     """Each store as a production command with several workers would use it: the cookie
     store's logout records in a file of the machine, SQLite in a file, Redis, PostgreSQL."""
     kind: str = request.param
+    if kind in ("redis", "sql-postgres"):
+        return server_store(request, tmp_path_factory, kind)
     project = installed_project(tmp_path_factory, session_store=kind.partition("-")[0])
     if kind == "cookie":
         return SharedStore(kind, project, {"LOGOUT_RECORDS_PATH": str(tmp_path / "logouts.db")})
-    if kind == "sql-sqlite":
-        return SharedStore(kind, project, {"DATABASE_URL": f"sqlite:///{tmp_path}/sessions.db"})
-    if kind == "redis":
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        prefix = f"e2e-workers-{secrets.token_hex(4)}:"
-        return SharedStore(kind, project, {"REDIS_URL": redis.url, "REDIS_KEY_PREFIX": prefix})
-    postgres: PostgresServer = request.getfixturevalue("postgres_server")
-    database = f"e2e_workers_{secrets.token_hex(4)}"
-    postgres.psql(f'CREATE DATABASE "{database}"', database="postgres")
-    url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{database}"
-    return SharedStore(kind, project, {"DATABASE_URL": url})
+    return SharedStore(kind, project, {"DATABASE_URL": f"sqlite:///{tmp_path}/sessions.db"})
 
 
 def cpu_ticks(pid: int) -> int:
