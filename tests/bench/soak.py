@@ -134,7 +134,7 @@ def soak(project: Project, store: str, settings: dict[str, str], args: argparse.
     (project.path / "bench_app.py").write_text(BENCH_APP.format(port=port) + SOAK_ROUTES.format())
     server = subprocess.Popen(
         [str(project.bin("uvicorn")), "bench_app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
+         "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "60"],
         cwd=project.path, env=app_environment({**settings, "LOG_LEVEL": "WARNING"}),
     )  # fmt: skip
     result = Soak(store)
