@@ -1,6 +1,7 @@
 """Cookie sessions: the whole session travels encrypted in chunked cookies; logouts are
 recorded in a SQLite file or, with REDIS_URL, in Redis."""
 
+import json
 import os
 import sqlite3
 import time
@@ -12,17 +13,19 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from joserfc import jwe
 from redis import Redis
 
 from app.auth import get_access_token, policy
-from app.auth.cookies import MAX_CHUNKS, CookieCipher
+from app.auth.cookies import MAX_CHUNKS, CookieCipher, derive_key
 from app.auth.session_cookie import SESSION_COOKIE
 from app.auth.stores.cookie import CookieSessionStore
 from app.auth.stores.logouts_sqlite import PURGE_INTERVAL, SqliteLogoutRecords
 from app.auth.tokens import CLOCK_LEEWAY
-from app.auth.urls import AUTH_PREFIX
+from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH
 from app.config import Settings
 from devserver.provider import FakeProvider
+from tests.conftest import SESSION_SECRET
 from tests.helpers import (
     LOGOUT,
     PROFILE,
@@ -554,3 +557,31 @@ def test_another_process_uses_the_tokens_this_one_refreshed(
     assert len(used) == len(set(used)) == 2
     assert client.get(PROFILE).status_code == 200
     assert other.get(PROFILE).status_code == 200
+
+
+HTTPS_APP = "https://app.example.com"
+
+
+def as_written_before_v02(value: str) -> str:
+    """A cookie-store session cookie of this version as versions before v0.2 wrote it: the
+    same payload, with the key's thumbprint as `kid` in the header."""
+    key = derive_key(SESSION_SECRET, "session")
+    payload = CookieCipher([SESSION_SECRET], "session").decrypt(value)
+    old_header = {"alg": "dir", "enc": "A256GCM", "kid": key.thumbprint()[:16]}
+    return jwe.encrypt_compact(old_header, json.dumps(payload).encode(), key)
+
+
+def test_a_session_cookie_of_the_old_name_keeps_working_until_logout(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    provider.redirect_uris = (f"{HTTPS_APP}{CALLBACK_PATH}",)
+    https_client = client_for(app_base_url=HTTPS_APP)
+    assert log_in(https_client, provider).status_code == 303
+    value = as_written_before_v02(https_client.cookies[f"__Host-{SESSION_COOKIE}"])
+    https_client.cookies.clear()
+    https_client.cookies.set(SESSION_COOKIE, value, domain="app.example.com")  # as before
+
+    assert https_client.get(PROFILE).json()["sub"] == "alice"  # nobody logged out by the update
+    logout = https_client.get(f"{AUTH_PREFIX}/logout")
+    assert f"{SESSION_COOKIE}=" in logout.headers["set-cookie"]  # the old cookie goes too
+    assert https_client.get(PROFILE).status_code == 401

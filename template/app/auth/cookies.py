@@ -88,23 +88,41 @@ class CookieCipher:
         return None
 
     def _keys_for(self, value: str) -> list[OctKey]:
-        protected = value.split(".", 1)[0]
-        try:
-            header = json.loads(urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
-        except ValueError:  # untrusted input: anything unreadable is no cookie of ours
+        header = _header_of(value)
+        if header is None:  # untrusted input: anything unreadable is no cookie of ours
             return []
-        kid = header.get("kid") if isinstance(header, dict) else None
+        kid = header.get("kid")
         if kid is None:
             return self._keys
         old = self._by_old_kid.get(kid) if isinstance(kid, str) else None
         return [old] if old is not None else []
 
 
+def written_by_earlier_version(value: str) -> bool:
+    """Whether an encrypted cookie value names its key (`kid`), as only cookies written
+    before v0.2 do. The header is authenticated: nobody without the key can add one."""
+    header = _header_of(value)
+    return header is not None and isinstance(header.get("kid"), str)
+
+
+def _header_of(value: str) -> dict[str, Any] | None:
+    """The unverified JWE header of a cookie value, or None when it is not one."""
+    protected = value.split(".", 1)[0]
+    try:
+        header = json.loads(urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    except ValueError:
+        return None
+    return header if isinstance(header, dict) else None
+
+
 class ChunkedCookie:
     """One logical cookie stored as `name` or, when large, as `name.0`, `name.1`, ...
 
-    `legacy_name` is a name it had before (read when `name` is absent, deleted at the
-    next write), so that renaming a cookie logs nobody out.
+    `legacy_name` is a name it had before https cookies got their `__Host-` names: read
+    when `name` is absent and the value was written before that change (deleted at the
+    next write), so that the update logs nobody out. Anything written since under the
+    plain name was planted (a sibling subdomain can set it, never `__Host-...`) and is
+    ignored.
     """
 
     def __init__(
@@ -124,6 +142,8 @@ class ChunkedCookie:
         value = _read_chunks(cookies, self.name)
         if value is None and self.legacy_name is not None:
             value = _read_chunks(cookies, self.legacy_name)
+            if value is not None and not written_by_earlier_version(value):
+                return None
         return value
 
     def write(
