@@ -71,9 +71,8 @@ def generated_routes() -> list[Route]:
     general rules (no 5xx, no echo, redirects only to the app or the provider) where this
     module does not know their answers. FastAPI's own API documentation pages are left
     out (they load scripts from a CDN; production apps do not serve them)."""
-    from fastapi.routing import iter_route_contexts  # routes of included routers too
-
     from app.main import app  # built from the environment conftest.py set
+    from fastapi.routing import iter_route_contexts  # routes of included routers too
 
     documentation = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     routes = []
