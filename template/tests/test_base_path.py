@@ -114,6 +114,19 @@ def test_logout_returns_under_the_base_path(portal: TestClient, provider: FakePr
     assert visit(portal, f"{BASE}{PROFILE}").status_code == 401
 
 
+@pytest.mark.parametrize(
+    "target", ["//evil.example", "/\\evil.example", "/../elsewhere", "/%2e%2e/elsewhere"]
+)
+def test_hostile_return_targets_stay_under_the_base_path(
+    portal: TestClient, provider: FakeProvider, target: str
+) -> None:
+    back = log_in(portal, provider, target)
+    assert back.headers["location"] == f"{BASE}/"
+
+    logout = visit(portal, f"{BASE}{LOGOUT}", params={"returnTo": target})
+    assert query(logout.headers["location"])["post_logout_redirect_uri"] == f"{ORIGIN}{BASE}/"
+
+
 def test_a_cross_site_logout_link_asks_with_a_form_under_the_base_path(
     portal: TestClient, provider: FakeProvider
 ) -> None:

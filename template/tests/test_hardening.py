@@ -22,7 +22,15 @@ from tests.helpers import APP_URL, PROFILE, log_in, post_logout, start_login, un
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint"],
+    [
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "userinfo_endpoint",
+        "end_session_endpoint",
+        "revocation_endpoint",
+        "pushed_authorization_request_endpoint",
+    ],
 )
 def test_a_discovery_document_cannot_send_secrets_in_the_clear(
     client: TestClient, provider: FakeProvider, endpoint: str

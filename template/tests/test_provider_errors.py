@@ -68,8 +68,11 @@ def test_an_unreachable_provider_is_logged_with_the_cause(
     caplog.set_level(logging.WARNING, logger="app.auth")
     provider.reachable = "refused"
 
-    assert client.get(LOGIN_PATH, headers=HTML).status_code == 503
+    page = client.get(LOGIN_PATH, headers=HTML)
+
+    assert page.status_code == 503
     assert "auth.provider_unreachable" in caplog.text and "connection refused" in caplog.text
+    assert ISSUER not in page.text and "refused" not in page.text.lower()
 
 
 def test_an_issuer_mismatch_is_logged_with_both_issuers(
@@ -83,6 +86,7 @@ def test_an_issuer_mismatch_is_logged_with_both_issuers(
     assert page.status_code == 502
     assert "configured='https://provider.test'" in caplog.text
     assert "discovered='https://other.example/'" in caplog.text
+    assert "other.example" not in page.text and ISSUER not in page.text
 
 
 def test_the_app_checks_the_provider_when_it_starts(

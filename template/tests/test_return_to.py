@@ -40,6 +40,14 @@ HOSTILE = [
     "/a%252520b",  # a harmless path, but encoded three times: more than links ever are
     "@evil.example",
     "https://127.0.0.1:8000@evil.example/",
+    # Dot segments: under a base path they would lead to another app on the same host.
+    "/../elsewhere",
+    "/a/../../elsewhere",
+    "/..",
+    "/./elsewhere",
+    "/%2e%2e/elsewhere",
+    "/.%2E/elsewhere",
+    "/%252e%252e/elsewhere",
 ]
 
 FRIENDLY = [

@@ -47,8 +47,8 @@ def safe_return_to(value: str | None) -> str:
     """`value` if it is a same-origin relative path, otherwise `/`.
 
     Rejects absolute and protocol-relative URLs (`https://evil`, `//evil`), backslash
-    tricks (`/\\evil`), control characters, and all of these hidden behind one or more
-    layers of percent-encoding.
+    tricks (`/\\evil`), control characters, dot segments (`/../elsewhere`), and all of
+    these hidden behind one or more layers of percent-encoding.
     """
     if not value or len(value) > MAX_RETURN_TO_LENGTH:
         return "/"
@@ -119,4 +119,7 @@ def _unsafe(path: str) -> bool:
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
         return True
     parts = urlsplit(path)
-    return bool(parts.scheme or parts.netloc)
+    # Dot segments: `/portal/../elsewhere` would leave the app's base path for another
+    # app on the same host (browsers resolve `%2e%2e` too; decoding catches that).
+    dots = any(segment in (".", "..") for segment in parts.path.split("/"))
+    return bool(parts.scheme or parts.netloc) or dots
