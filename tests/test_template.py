@@ -1,12 +1,17 @@
 """The template renders a clean, working project: linted, typed, tested, reproducible."""
 
 import filecmp
+import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -220,6 +225,14 @@ def test_no_ci_answer_means_no_workflow(tmp_path: Path) -> None:
     assert not (project / ".github").exists()
 
 
+def dockerfile_instructions(project: Project) -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments left out."""
+    text = (project.path / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    return [instruction.strip() for instruction in joined.splitlines() if instruction.strip()]
+
+
 def test_the_dockerfile_passes_hadolint(default_project: Project) -> None:
     hadolint = shutil.which("hadolint")
     if hadolint is None:
@@ -239,9 +252,8 @@ def test_the_dockerfile_passes_hadolint(default_project: Project) -> None:
 def test_the_production_image_trusts_no_forwarded_headers_and_has_no_dev_provider(
     default_project: Project,
 ) -> None:
-    dockerfile = (default_project.path / "Dockerfile").read_text()
     pyproject = (default_project.path / "pyproject.toml").read_text()
-    instructions = [line for line in dockerfile.splitlines() if not line.startswith("#")]
+    instructions = dockerfile_instructions(default_project)
 
     assert not [line for line in instructions if "forwarded-allow-ips" in line or '"*"' in line]
     assert "ENV FORWARDED_ALLOW_IPS=127.0.0.1" in instructions
@@ -249,38 +261,43 @@ def test_the_production_image_trusts_no_forwarded_headers_and_has_no_dev_provide
     assert re.search(r'^packages = \["app"\]', pyproject, re.M)  # the wheel holds app/ only
 
 
-def test_the_leftover_check_looks_at_the_projects_own_files_only(default_project: Project) -> None:
+@pytest.mark.parametrize("git", [False, True], ids=["plain-folder", "git-repository"])
+def test_the_leftover_check_looks_at_the_projects_own_files_only(
+    default_project: Project, tmp_path: Path, git: bool
+) -> None:
     """A `venv/` made by the user (with files that look like conflicts) is not theirs to fix;
-    a conflict marker in the app is."""
-    venv = default_project.path / "venv"
-    edited = default_project.path / "app" / "leftover.py"
+    a conflict marker in the app is. In a git repository, `.gitignore` says what is theirs."""
+    copy = tmp_path / "app"
+    shutil.copytree(default_project.path, copy, ignore=shutil.ignore_patterns(".venv"))
+    if git:
+        subprocess.run(["git", "init", "-q", str(copy)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", copy / "venv"], check=True)
+    (copy / "venv" / "lib" / "vendored.py").write_text("<<<<<<< theirs\n")
     check = [default_project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
-        (venv / "lib" / "vendored.py").write_text("<<<<<<< theirs\n")
-        assert default_project.run(*check, "tests/test_repository.py", check=False).returncode == 0
-        edited.write_text("<<<<<<< HEAD\n")
-        assert default_project.run(*check, "tests/test_repository.py", check=False).returncode == 1
-    finally:
-        shutil.rmtree(venv, ignore_errors=True)
-        edited.unlink(missing_ok=True)
+    test = "tests/test_repository.py"
+
+    assert default_project.run(*check, test, cwd=copy, check=False).returncode == 0
+    (copy / "app" / "leftover.py").write_text("<<<<<<< HEAD\n")
+    assert default_project.run(*check, test, cwd=copy, check=False).returncode == 1
 
 
-def test_fastapi_run_finds_the_app(default_project: Project, tmp_path: Path) -> None:
-    """`fastapi run` / `fastapi dev` start the app from `[tool.fastapi]` in pyproject.toml."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "AUTH0_DOMAIN": "https://provider.test",
-        "AUTH0_CLIENT_ID": "client",
-        "AUTH0_CLIENT_SECRET": "secret",
-        "APP_BASE_URL": f"http://127.0.0.1:{port}",
-        "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya-fastapi-run",
-        "AUTH_STARTUP_CHECK": "false",
-    }
+APP_SETTINGS = {
+    "AUTH0_DOMAIN": "https://provider.test",
+    "AUTH0_CLIENT_ID": "client",
+    "AUTH0_CLIENT_SECRET": "secret",
+    "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya-served",
+    "AUTH_STARTUP_CHECK": "false",
+}
+
+
+@contextmanager
+def serving(command: list[str | Path], *, cwd: Path, port: int) -> Iterator[None]:
+    """Run `command` (a server on `port`) until its home page answers; stop it (and any
+    process it started, like a reloader's worker) afterwards."""
+    env = {**os.environ, **APP_SETTINGS, "APP_BASE_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen(
-        [default_project.bin("fastapi"), "run", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=default_project.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [str(arg) for arg in command], cwd=cwd, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
 
@@ -290,10 +307,20 @@ def test_fastapi_run_finds_the_app(default_project: Project, tmp_path: Path) -> 
             except httpx.TransportError:
                 return False
 
-        wait_for(answers, 60, "fastapi run to serve the app")
+        wait_for(answers, 60, f"{Path(command[0]).name} to serve the app")
+        yield
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+@pytest.mark.parametrize("mode", ["run", "dev"])
+def test_fastapi_run_and_dev_find_the_app(default_project: Project, mode: str) -> None:
+    """`fastapi run` / `fastapi dev` start the app from `[tool.fastapi]` in pyproject.toml."""
+    port = free_port()
+    command = [default_project.bin("fastapi"), mode, "--host", "127.0.0.1", "--port", str(port)]
+    with serving(command, cwd=default_project.path, port=port):
+        pass
 
 
 PROMPT_WIDTH = 76  # 80 columns less copier's prompt marker
@@ -336,27 +363,38 @@ def test_one_uv_version_for_the_image_the_ci_workflow_and_these_tests(
     assert f'version: "{ours[1]}"' in workflow
 
 
-def test_the_images_install_step_uses_the_lock_without_dev_tools(
+def test_the_image_installs_from_the_lock_and_its_health_check_passes(
     default_project: Project, tmp_path: Path
 ) -> None:
-    """What `docker build` runs (`uv sync --locked --no-dev`), on a copy of the project."""
+    """What `docker build` runs (its `uv sync` steps, word for word), on a copy of the
+    project: the locked versions without the dev tools; then the image's command serves the
+    app and its HEALTHCHECK command passes (without a provider to ask)."""
+    instructions = dockerfile_instructions(default_project)
+    syncs = [shlex.split(i)[1:] for i in instructions if i.startswith("RUN uv sync ")]
+    assert syncs and all({"--locked", "--no-dev"} <= set(step) for step in syncs), syncs
     source = tmp_path / "src"
     shutil.copytree(default_project.path, source, ignore=shutil.ignore_patterns(".venv"))
     venv = tmp_path / "venv"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-    for step in (["--no-install-project"], ["--no-editable"]):
+    for step in syncs:
         subprocess.run(
-            [uv(), "sync", "-q", "--locked", "--no-dev", "--python", sys.executable, *step],
-            cwd=source, env=env, check=True,
-        )  # fmt: skip
+            [uv(), *step[1:], "-q", "--python", sys.executable], cwd=source, env=env, check=True
+        )
 
     assert (venv / "bin" / "uvicorn").exists()
     assert not [tool for tool in ("pytest", "mypy", "ruff") if (venv / "bin" / tool).exists()]
-    imported = subprocess.run(
-        [venv / "bin" / "python", "-c", "import app.health, app.auth.core"],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stderr
+    (health,) = [i for i in instructions if i.startswith("HEALTHCHECK ")]
+    check = json.loads(health.split(" CMD ", 1)[1])
+    assert "/healthz" in check[-1]
+    (command,) = [json.loads(i.removeprefix("CMD ")) for i in instructions if i.startswith("CMD ")]
+    port = free_port()
+    served = [venv / "bin" / command[0], *command[1:]]
+    served[served.index("--port") + 1] = str(port)
+    served[served.index("--host") + 1] = "127.0.0.1"
+    with serving(served, cwd=tmp_path, port=port):
+        probe = [venv / "bin" / check[0], *check[1:-1], check[-1].replace(":8000/", f":{port}/")]
+        result = subprocess.run(probe, capture_output=True, text=True, timeout=10, check=False)
+        assert result.returncode == 0, result.stderr
 
 
 def test_pre_commit_hooks_run_without_an_activated_venv(

@@ -17,13 +17,25 @@ def _paths(request: Request) -> dict[str, Any]:
     return {"base": base, "auth": base + AUTH_PREFIX}
 
 
-def when(iso: str) -> str:
-    """An ISO 8601 time as people read it: `6 Dec 2026, 21:05 UTC`."""
-    moment = datetime.fromisoformat(iso).astimezone(UTC)
-    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+def when(moment: str | float) -> str:
+    """An ISO 8601 time or a Unix time as people read it: `6 Dec 2026, 21:05 UTC`."""
+    at = _utc(moment)
+    return f"{at.day} {at:%b %Y, %H:%M} UTC"
+
+
+def iso(moment: str | float) -> str:
+    """The machine-readable form for `<time datetime="...">`."""
+    return _utc(moment).isoformat()
+
+
+def _utc(moment: str | float) -> datetime:
+    if isinstance(moment, str):
+        return datetime.fromisoformat(moment).astimezone(UTC)
+    return datetime.fromtimestamp(moment, UTC)
 
 
 templates = Jinja2Templates(
     directory=Path(__file__).parent / "templates", context_processors=[_paths]
 )
 templates.env.filters["when"] = when
+templates.env.filters["iso"] = iso

@@ -1,6 +1,7 @@
 """The example pages and the dependencies that protect routes."""
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,16 +112,21 @@ def test_the_401_page_asks_a_first_time_visitor_to_log_in(app: FastAPI, client: 
     assert ">Log in</a>" in page.text and "Log in again" not in page.text
 
 
-def test_session_times_are_readable(logged_in: TestClient) -> None:
-    page = logged_in.get("/sessions", headers=HTML)
+def test_times_are_readable(logged_in: TestClient) -> None:
+    """Times on pages read `6 Dec 2026, 21:05 UTC`, with the exact time for machines."""
+    api_page = logged_in.get("/api-example", headers=HTML)  # when the access token expires
+    sessions_page = logged_in.get("/sessions", headers=HTML)  # when each session started
+    pages = [api_page.text]
+    if "cannot list them" not in sessions_page.text:  # the cookie store keeps no list
+        pages.append(sessions_page.text)
 
-    if "cannot list them" in page.text:  # the cookie store keeps no list
-        return
-    readable = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', page.text)
-    assert readable
-    for iso, shown in readable:
-        moment = datetime.fromisoformat(iso).astimezone(UTC)
-        assert shown == f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+    for text in pages:
+        readable = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', text)
+        assert readable
+        for iso, shown in readable:
+            moment = datetime.fromisoformat(iso).astimezone(UTC)
+            assert shown == f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+            assert abs(moment.timestamp() - time.time()) < 2 * 86400
 
 
 def test_the_health_check_asks_no_one(client: TestClient, provider: FakeProvider) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from app_flows import sign_in
+from components import free_port
 from playwright.sync_api import expect
 
 if TYPE_CHECKING:
@@ -25,41 +26,68 @@ def fits(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+def shoot(page: Page, shots: dict[str, bool], folder: Path, name: str) -> None:
+    """Whether the page fits, and its screenshot as ``pages-<device>-<name>.png``."""
+    shots[name] = fits(page)
+    page.screenshot(path=folder / f"pages-{name}.png", full_page=True)
+
+
+def another_site(page: Page, link: str) -> None:
+    """Open a page of another origin (served by the browser itself) that links to ``link``,
+    and follow the link, as a user tricked by another site would."""
+    elsewhere = f"http://127.0.0.1:{free_port()}/elsewhere"
+    page.route(
+        elsewhere,
+        lambda route: route.fulfill(content_type="text/html", body=f'<a href="{link}">go</a>'),
+    )
+    page.goto(elsewhere)
+    page.get_by_role("link", name="go").click()
+
+
 @pytest.mark.parametrize("device", list(WIDTHS))
 def test_pages_fit_the_screen(
     browser: Browser, app_server: AppServer, artifacts_dir: Path, device: str
 ) -> None:
     context = browser.new_context(viewport={"width": WIDTHS[device], "height": 800})
+    shots: dict[str, bool] = {}
     try:
         page = context.new_page()
-        shots = {}
+
+        def shot(name: str) -> None:
+            shoot(page, shots, artifacts_dir, f"{device}-{name}")
 
         page.goto(app_server.url("/no-such-page"))
         expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
-        shots["not-found"] = fits(page)
-        page.screenshot(path=artifacts_dir / f"pages-{device}-not-found.png", full_page=True)
+        shot("not-found")
+
+        page.goto(app_server.url("/auth/profile"))  # 401: for a first visit, "Log in"
+        expect(page.get_by_role("link", name="Log in", exact=True)).to_be_visible()
+        shot("not-logged-in")
 
         page.goto(app_server.url("/profile"))
         sign_in(page, LONG_LOGIN)
         expect(page.get_by_role("heading", level=1)).to_contain_text("Maximiliana")
-        shots["profile"] = fits(page)
-        page.screenshot(path=artifacts_dir / f"pages-{device}-profile.png", full_page=True)
+        shot("profile")
 
         page.goto(app_server.url("/"))
-        shots["home"] = fits(page)
-        page.screenshot(path=artifacts_dir / f"pages-{device}-home.png", full_page=True)
+        shot("home")
 
         page.goto(app_server.url("/sessions"))
         expect(page.get_by_role("heading", level=1)).to_have_text("Your sessions")
-        shots["sessions"] = fits(page)
-        page.screenshot(path=artifacts_dir / f"pages-{device}-sessions.png", full_page=True)
+        shot("sessions")
 
-        page.goto(app_server.url("/auth/logout"))
+        page.goto(app_server.url("/api-example"))
+        expect(page.locator("time")).to_contain_text(" UTC")  # when the access token expires
+        shot("api-example")
+
+        another_site(page, app_server.url("/auth/logout"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("Log out?")
+        shot("log-out-question")
+
+        page.get_by_role("button", name="Log out").click()
         page.get_by_role("button", name="Yes, sign me out").click()
         expect(page.get_by_role("status")).to_have_text("You are logged out.")
-        shots["logged-out"] = fits(page)
-        page.screenshot(path=artifacts_dir / f"pages-{device}-logged-out.png", full_page=True)
-
-        assert [name for name, fitted in shots.items() if not fitted] == []
+        shot("logged-out")
     finally:
         context.close()
+    assert [name for name, fitted in shots.items() if not fitted] == []

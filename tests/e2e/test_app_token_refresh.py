@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,7 +52,7 @@ LASTING_TTL = LEEWAY + 4  # refreshed tokens stay fresh for 3 to 4 s (expires_at
 REFRESH_DELAY = 0.5  # seconds the provider holds back refresh answers, so requests overlap them
 APP_SETTINGS = {"ACCESS_TOKEN_LEEWAY": str(LEEWAY)}
 REQUEST_TIMEOUT = 15.0
-EXPIRES_AT = re.compile(r"valid until (\d+)")
+EXPIRES_AT = re.compile(r'valid until <time datetime="([^"]+)">')
 
 
 def new_user() -> str:
@@ -110,7 +111,7 @@ def api_example_expiry(page: httpx.Response, user: str) -> int:
     assert f'"sub": "{user}"' in page.text, page.text[:1000]
     found = EXPIRES_AT.search(page.text)
     assert found is not None, page.text[:1000]
-    return int(found.group(1))
+    return int(datetime.fromisoformat(found.group(1)).timestamp())
 
 
 def userinfo(provider: OidcProvider, token: str) -> httpx.Response:
