@@ -12,9 +12,20 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.logout_notice import LOGGED_OUT_COOKIE
-from app.auth.urls import CALLBACK_PATH
+from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH
 from devserver.provider import FakeProvider
-from tests.helpers import LOGOUT, log_in, query, send_backchannel_logout, start_login
+from tests.helpers import (
+    APP_URL,
+    LOGOUT,
+    PROFILE,
+    log_in,
+    post_logout,
+    query,
+    send_backchannel_logout,
+    start_login,
+    stored_session,
+    unsigned_token,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +60,33 @@ def test_auth_events_are_logged_without_secrets(
     ]  # fmt: skip
     logged = caplog.text
     assert not [secret for secret in secrets if secret and secret in logged]
+
+
+def test_logouts_from_the_provider_and_refusals_are_logged(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Front-channel logouts, refused logout tokens and the auth errors of every status are
+    logged with what happened (the 5xx ones as warnings)."""
+    caplog.set_level(logging.INFO, logger="app.auth")
+    provider.frontchannel_logout_uri = f"{APP_URL}{AUTH_PREFIX}/frontchannel-logout"
+    log_in(client, provider)
+    session = stored_session(client)
+    assert session is not None and session.sid
+
+    client.get(provider.frontchannel_logout_url(session.sid))
+    post_logout(client, unsigned_token({"sub": "alice"}))
+    client.get(PROFILE)  # 401
+    callback = provider.login(start_login(client).headers["location"])
+    provider.reachable = "refused"
+    client.get(callback)  # 503: the code cannot be exchanged
+
+    lines = [(record.levelname, record.getMessage()) for record in caplog.records]
+    ended = f"auth.frontchannel_logout sid={session.sid!r} ended="
+    assert [line for level, line in lines if level == "INFO" and line.startswith(ended)]
+    assert [level for level, line in lines if line.startswith("auth.backchannel_logout rejected")]
+    assert ("INFO", f"auth.error code=unauthorized path={PROFILE!r}") in lines
+    (unavailable,) = [(level, line) for level, line in lines if "code=provider_unavailable" in line]
+    assert unavailable[0] == "WARNING" and f"path={CALLBACK_PATH!r}" in unavailable[1]
 
 
 SHOW_A_REFUSED_LOGIN = f"""
