@@ -89,13 +89,23 @@ def test_an_issuer_mismatch_is_logged_with_both_issuers(
     assert "other.example" not in page.text and ISSUER not in page.text
 
 
+@pytest.mark.parametrize(
+    ("trouble", "logged"), [("404", "status=404"), ("refused", "connection refused")]
+)
 def test_the_app_checks_the_provider_when_it_starts(
-    client_for: Callable[..., TestClient], provider: FakeProvider, caplog: pytest.LogCaptureFixture
+    client_for: Callable[..., TestClient],
+    provider: FakeProvider,
+    caplog: pytest.LogCaptureFixture,
+    trouble: str,
+    logged: str,
 ) -> None:
-    """A wrong AUTH0_DOMAIN shows in the log at startup, not at the first login; the app
-    starts anyway."""
+    """A wrong AUTH0_DOMAIN (or a provider not there) shows in the log at startup with the
+    HTTP status or the network's cause, not at the first login; the app starts anyway."""
     caplog.set_level(logging.INFO, logger="app.auth")
-    provider.replies["discovery"] = Response(status_code=404)
+    if trouble == "refused":
+        provider.reachable = "refused"
+    else:
+        provider.replies["discovery"] = Response(status_code=404)
 
     client = client_for(auth_startup_check=True)
     for _ in range(100):  # the check runs in the background
@@ -106,7 +116,7 @@ def test_the_app_checks_the_provider_when_it_starts(
 
     (line,) = [r.getMessage() for r in caplog.records if "provider_check_failed" in r.getMessage()]
     assert f"issuer={provider.issuer!r}" in line and "Logins fail until it answers" in line
-    assert "/.well-known/openid-configuration" in caplog.text and "404" in caplog.text
+    assert "/.well-known/openid-configuration" in caplog.text and logged in caplog.text
 
 
 def test_a_provider_that_answers_at_startup_is_logged_ready(
