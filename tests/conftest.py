@@ -54,3 +54,23 @@ def checking_environment(tmp_path_factory: pytest.TempPathFactory) -> Project:
         check=True,
     )
     return project
+
+
+# The suite runs on several cores (pytest-xdist: `-n auto --dist loadgroup` in pyproject.toml;
+# `-n 0` runs it in this process). Tests that share a costly session fixture stay on one
+# worker: the hostile-input drivers (every variant's run starts at once), and the end-to-end
+# tests (one OpenID provider, browser and set of servers for all of them).
+GROUPS = {"e2e": "e2e", "test_hostile_input.py": "hostile"}
+MAX_WORKERS = 4  # each worker renders and installs the projects its tests use
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        first = item.path.relative_to(tests).parts[0]
+        if first in GROUPS:
+            item.add_marker(pytest.mark.xdist_group(GROUPS[first]))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))

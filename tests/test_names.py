@@ -9,6 +9,7 @@ which is checked against the app.
 """
 
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,15 @@ RENAMES = {
     "app/auth/session_cookie.py": ('SESSION_COOKIE = "app_session"', 'SESSION_COOKIE = "sid"'),
     "app/auth/transactions.py": ('COOKIE_PREFIX = "app_tx."', 'COOKIE_PREFIX = "login."'),
 }
-# The default answers, and two of the variants test_template.py installs: the most routes on
-# Redis, and the other linking mode on SQL. On the server stores the team also sets its own
-# session lifetimes (see TEAM_SETTINGS), which the generated tests must read, not assume.
+# Two of the variants test_template.py installs: the most routes on Redis, and the other
+# linking mode on SQL. On the server stores the team also sets its own session lifetimes (see
+# TEAM_SETTINGS), which the generated tests must read, not assume. The default answers (the
+# cookie store) get the cookie renames with the route prefix moved by its setting instead.
 ANSWER_SETS: dict[str, dict[str, object]] = {
-    "default": VARIANTS["cookie"],
     "most-features": VARIANTS["token-route-redis"],
     "connect-sql": VARIANTS["connect-sql"],
 }
+PREFIX_FILE = "app/auth/urls.py"
 
 
 def names(project: Project, sources: Path, env: dict[str, str] | None = None) -> list[str]:
@@ -43,12 +45,14 @@ def names(project: Project, sources: Path, env: dict[str, str] | None = None) ->
     return project.run(project.python, "-c", code, cwd=sources, env=env).stdout.split()
 
 
-def renamed_copy(project: Project, destination: Path) -> Path:
-    """A copy of the project's sources (not its environment) with the names changed."""
+def renamed_copy(project: Project, destination: Path, *, files: Iterable[str] = RENAMES) -> Path:
+    """A copy of the project's sources (not its environment) with the names in `files`
+    changed."""
     shutil.copytree(
         project.path, destination, ignore=shutil.ignore_patterns(".venv", "__pycache__", ".*_cache")
     )
-    for name, (generated, renamed) in RENAMES.items():
+    for name in files:
+        generated, renamed = RENAMES[name]
         path = destination / name
         source = path.read_text()
         assert source.count(generated) == 1, f"{name} no longer says {generated}"
@@ -79,17 +83,20 @@ def test_generated_tests_pass_with_renamed_routes_and_cookies(
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary
 
 
-def test_generated_tests_pass_with_the_auth_prefix_setting(
-    tmp_path_factory: pytest.TempPathFactory,
+def test_generated_tests_pass_with_the_auth_prefix_setting_and_renamed_cookies(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    """`AUTH_PREFIX=/account` in the environment (or `.env`) moves the routes without an edit."""
+    """`AUTH_PREFIX=/account` in the environment (or `.env`) moves the routes without an
+    edit; the cookie store's cookies are renamed in the code."""
     project = installed_project(tmp_path_factory, **DEFAULT_ANSWERS)
+    copy = renamed_copy(project, tmp_path / "app", files=set(RENAMES) - {PREFIX_FILE})
     env = {"AUTH_PREFIX": "/account"}
 
-    assert names(project, project.path, env)[:2] == ["/account", "/account/callback"]
+    assert names(project, copy, env) == ["/account", "/account/callback", "sid", "login."]
     result = project.run(
-        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel(env), env=env
-    )
+        project.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel(env), cwd=copy,
+        env=env,
+    )  # fmt: skip
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary
 

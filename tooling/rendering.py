@@ -122,8 +122,11 @@ XDIST = "pytest-xdist==3.8.0"
 def parallel(env: dict[str, str]) -> tuple[str, ...]:
     """pytest options to run a generated suite on two cores, unless it runs against a Redis
     or PostgreSQL server (some of its tests count that server's commands or change its
-    tables: one at a time there)."""
-    return () if {"REDIS_URL", "DATABASE_URL"} & env.keys() else ("-n", "2")
+    tables: one at a time there), or the template's suite itself runs on several cores (a
+    worker of its own is one process per core already)."""
+    if {"REDIS_URL", "DATABASE_URL"} & env.keys() or "PYTEST_XDIST_WORKER" in os.environ:
+        return ()
+    return ("-n", "2")
 
 
 def install(path: Path, answers: dict[str, object] | None = None) -> Project:
