@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +56,26 @@ def make_settings(provider: FakeProvider, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+# A valid configuration, as the environment gives it (see the `env` fixture).
+VALID_ENVIRONMENT = {
+    "AUTH0_DOMAIN": "tenant.us.auth0.com",
+    "AUTH0_CLIENT_ID": "abc",
+    "AUTH0_CLIENT_SECRET": "client-password-value",
+    "APP_BASE_URL": "https://app.example.com/",
+    "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A valid configuration in the environment, in a folder without a `.env`; change it
+    with the returned monkeypatch (`env.setenv("REDIS_URL", ...)`)."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in VALID_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
 
 
 @pytest.fixture

@@ -15,22 +15,6 @@ from app.auth.urls import CALLBACK_PATH
 from app.config import ConfigurationError, load_settings
 from app.main import create_app
 
-GOOD = {
-    "AUTH0_DOMAIN": "tenant.us.auth0.com",
-    "AUTH0_CLIENT_ID": "abc",
-    "AUTH0_CLIENT_SECRET": "client-password-value",
-    "APP_BASE_URL": "https://app.example.com/",
-    "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya",
-}
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name, value in GOOD.items():
-        monkeypatch.setenv(name, value)
-    return monkeypatch
-
 
 def test_a_bare_auth0_domain_means_an_https_issuer(env: pytest.MonkeyPatch) -> None:
     settings = load_settings()

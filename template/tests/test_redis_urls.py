@@ -1,7 +1,6 @@
 """REDIS_URL: one Redis server, a sentinel set or a cluster (app/auth/stores/redis_client.py)."""
 
 import re
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
@@ -9,22 +8,6 @@ from redis.crc import key_slot
 
 from app.auth.stores.redis_client import RedisTarget, in_slot, parse_redis_url
 from app.config import ConfigurationError, load_settings
-
-GOOD = {
-    "AUTH0_DOMAIN": "tenant.us.auth0.com",
-    "AUTH0_CLIENT_ID": "abc",
-    "AUTH0_CLIENT_SECRET": "client-password-value",
-    "APP_BASE_URL": "https://app.example.com/",
-    "SESSION_SECRET": "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya",
-}
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name, value in GOOD.items():
-        monkeypatch.setenv(name, value)
-    return monkeypatch
 
 
 def test_a_sentinel_url_names_the_sentinels_and_the_primarys_service() -> None:
