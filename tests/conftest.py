@@ -67,6 +67,8 @@ MAX_WORKERS = 4  # each worker renders and installs the projects its tests use
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).resolve().parent
     for item in items:
+        if not item.path.is_relative_to(tests):
+            continue
         first = item.path.relative_to(tests).parts[0]
         if first in GROUPS:
             item.add_marker(pytest.mark.xdist_group(GROUPS[first]))

@@ -133,7 +133,9 @@ def test_try_it_serves_the_app_with_a_working_login(
     assert "Traceback" not in check.stderr, check.stderr
     # The project's README "Test" commands, word for word, in the venv "Try it" made (the
     # one its "Run it locally" makes): the documented install is enough for its checks.
-    for command in generated_readme_commands(project, "Test"):
+    commands = generated_readme_commands(project, "Test")
+    assert "pytest" in commands, commands
+    for command in commands:
         done = subprocess.run(
             ["bash", "-c", f". .venv/bin/activate && {command}"],
             cwd=project, capture_output=True, text=True, check=False, timeout=600,

@@ -399,6 +399,7 @@ def test_the_image_installs_from_the_lock_and_its_health_check_passes(
     served[served.index("--host") + 1] = "127.0.0.1"
     with serving(served, cwd=tmp_path, port=port):
         probe = [venv / "bin" / check[0], *check[1:-1], check[-1].replace(":8000/", f":{port}/")]
+        assert f":{port}/healthz" in str(probe[-1]), "the check no longer asks port 8000"
         result = subprocess.run(probe, capture_output=True, text=True, timeout=10, check=False)
         assert result.returncode == 0, result.stderr
 

@@ -13,6 +13,7 @@ from joserfc import jwe
 
 from app.auth.cookies import CookieCipher, derive_key
 from app.auth.session_cookie import SESSION_COOKIE
+from app.auth.transactions import COOKIE_PREFIX
 from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from app.main import create_app
 from devserver.provider import FakeProvider
@@ -100,6 +101,23 @@ def test_a_planted_cookie_of_the_plain_name_logs_nobody_in(
 
     assert https_client.get(PROFILE).status_code == 401
     assert https_client.get(PROFILE).status_code == 401
+
+
+# A JWE whose header is JSON nested deeper than a recursive parser can go.
+NESTED = urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode() + ".a.b.c.d"
+
+
+def test_cookies_of_deeply_nested_json_are_no_cookies(
+    client: TestClient, https_client: TestClient
+) -> None:
+    state = "s" * 20
+    https_client.cookies.set(SESSION_COOKIE, NESTED, domain="app.example.com")  # plain name
+    client.cookies.set(SESSION_COOKIE, NESTED)
+    client.cookies.set(f"{COOKIE_PREFIX}{state}", NESTED)
+
+    assert https_client.get(PROFILE).status_code == 401
+    assert client.get(PROFILE).status_code == 401
+    assert client.get(CALLBACK_PATH, params={"state": state, "code": "x"}).status_code == 400
 
 
 SECRET = "Vt7Qm2Lx9Rk4Pz8Wn3Hj6Bc1Fd5Gs0Ya"

@@ -48,6 +48,7 @@ HOSTILE = [
     "/%2e%2e/elsewhere",
     "/.%2E/elsewhere",
     "/%252e%252e/elsewhere",
+    "/..;/elsewhere",
 ]
 
 FRIENDLY = [
@@ -60,6 +61,10 @@ FRIENDLY = [
     "/my files",
     "/files/report%252Epdf",  # encoded twice: fine
     "/" + "a" * (MAX_RETURN_TO_LENGTH - 1),
+    "/a/...",  # not dot segments
+    "/a/.b",
+    "/.well-known/x",
+    "/search?q=/../",
 ]
 
 

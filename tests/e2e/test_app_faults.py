@@ -59,7 +59,7 @@ JSON = {"Accept": "application/json"}
 STORE_TIMEOUT = "1"  # seconds: REDIS_TIMEOUT / DATABASE_TIMEOUT / AUTH0_TIMEOUT of these apps
 ANSWER_WITHIN = 3.0  # seconds for any answer while a store or the provider is down or hangs
 RECOVER_WITHIN = 1.0  # seconds after the store is back: every request from then on succeeds
-QUICK = 0.5  # seconds: an answer that cannot have waited for anything
+QUICK = 0.8  # seconds: an answer that cannot have waited for anything (timeouts are 1 s)
 # Seconds the SQL store may go on serving sessions from memory once its database is gone: its
 # cache trusts the change log for TRUST_WINDOW (0.5 s) after a poll that succeeded.
 SQL_CACHE_TRUST = 0.5

@@ -93,10 +93,10 @@ def test_hanging_provider_gets_504_within_the_timeout(
     assert callback.status_code == 504
     assert TIMED_OUT in callback.text
     assert "Traceback" not in callback.text
-    assert 0.9 < callback_seconds < 2.5
+    assert 0.9 < callback_seconds < 3.0
     assert login_api.status_code == 504
     assert login_api.json()["error"] == "provider_timeout"
-    assert 0.9 < login_seconds < 2.5
+    assert 0.9 < login_seconds < 3.0
     assert "Welcome, Alice" in recovered.text  # nothing stuck once the provider answers again
 
 

@@ -194,8 +194,9 @@ def check_markup(text: str) -> None:
             assert MARK not in name, (tag, name)
             if name in ("href", "src", "action", "formaction") and value is not None:
                 assert_same_origin(value.strip())
-                # A link or form back to the app may carry the request's query (the "Log
-                # out?" page POSTs it to the route, which checks it as the GET would).
+            if name in ("action", "formaction") and value is not None:
+                # A form back to the app may carry the request's query (the "Log out?"
+                # page POSTs it to the route, which checks it as the GET would).
                 value = value.split("?", 1)[0]
             assert MARK not in (value or "") and EVIL not in (value or ""), (tag, name, value)
     for data in markup.comments + markup.scripts:

@@ -1,6 +1,7 @@
 """Tampered, truncated, re-ordered and foreign session and transaction cookies, and cookies
 of an app with another SESSION_SECRET: none of them is a session."""
 
+import base64
 import secrets
 from collections.abc import Callable
 
@@ -12,6 +13,8 @@ from .rules import BY_PATH, Answer, check
 from .sending import fresh, jar_header, logged_in_client, send
 
 OTHER_SECRET = "Zq3vN8pXw2LrT6yB1mKc9HdJ4sFg7QaE"
+# A JWE whose header is JSON nested deeper than a recursive parser can go.
+NESTED = base64.urlsafe_b64encode(b"[" * 5000).rstrip(b"=").decode() + ".a.b.c.d"
 
 
 def session_value(client: TestClient) -> str:
@@ -83,6 +86,7 @@ def tampered_session_cookies(alice: str, bob: str, cookie_store: bool) -> list[s
         [("app_session", alice.upper())],
         [("app_session", "." + alice)],
         [("app_session", alice.replace(".", "..", 1))],
+        [("app_session", NESTED)],
     ]
     if cookie_store:
         a, b = chunks(alice, 4), chunks(bob, 4)
@@ -206,6 +210,7 @@ def test_tampered_transaction_cookies_are_refused(
         (state, session),  # a session cookie (other purpose, other key) as a transaction
         (state, ""),
         (state, "A" * 9000),
+        (state, NESTED),
     ]
     candidates += [(state, mixed) for mixed in mixed_jwe(value, other_value)]
     for name_state, cookie in candidates:

@@ -25,6 +25,8 @@ from joserfc.jwk import OctKey
 # for the name and the attributes.
 CHUNK_SIZE = 3900
 MAX_CHUNKS = 16
+# Our headers are ~60 characters (with an earlier version's `kid`, ~80).
+MAX_HEADER_LENGTH = 256
 
 Purpose = Literal["session", "transaction"]
 
@@ -108,9 +110,11 @@ def written_by_earlier_version(value: str) -> bool:
 def _header_of(value: str) -> dict[str, Any] | None:
     """The unverified JWE header of a cookie value, or None when it is not one."""
     protected = value.split(".", 1)[0]
+    if len(protected) > MAX_HEADER_LENGTH:
+        return None
     try:
         header = json.loads(urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         return None
     return header if isinstance(header, dict) else None
 

@@ -34,9 +34,9 @@ from app.auth.stores.base import LostLock, SessionStore, Stored
 logger = logging.getLogger("app.auth")
 
 SESSION_COOKIE = "app_session"
-# With https, the cookie is `__Host-app_session` (see `CookieScope`). Cookies of the
-# plain name (set before this prefix, or planted) are read only when there is none of
-# the prefixed one.
+# With https, the cookie is `__Host-app_session` (see `CookieScope`). A cookie of the
+# plain name is read only when there is none of the prefixed one, and only if a version
+# before the prefix wrote it (`ChunkedCookie`): until the sessions of then have ended.
 SCOPE_KEY = "app.auth"  # per-request state lives in the ASGI scope under this key
 RECENT_CHANGES = 1024  # changed sessions remembered, to fix up requests with older cookies
 UNFINISHED_ENDS = 1024  # logouts the store could not record, remembered and retried

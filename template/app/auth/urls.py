@@ -121,5 +121,6 @@ def _unsafe(path: str) -> bool:
     parts = urlsplit(path)
     # Dot segments: `/portal/../elsewhere` would leave the app's base path for another
     # app on the same host (browsers resolve `%2e%2e` too; decoding catches that).
-    dots = any(segment in (".", "..") for segment in parts.path.split("/"))
+    # `/..;/` too: some servers behind the same proxy read it as a dot segment.
+    dots = any(segment.split(";")[0] in (".", "..") for segment in parts.path.split("/"))
     return bool(parts.scheme or parts.netloc) or dots
