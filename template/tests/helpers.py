@@ -45,6 +45,17 @@ def log_in(
     return client.get(provider.login(authorize_url, username))
 
 
+def log_in_each(client: TestClient, provider: FakeProvider, *users: str) -> dict[str, str]:
+    """Log each user in, one after the other in `client`; their session cookies by user
+    (the client keeps the last one's)."""
+    cookies = {}
+    for user in users:
+        client.cookies.clear()
+        log_in(client, provider, user)
+        cookies[user] = client.cookies[SESSION_COOKIE]
+    return cookies
+
+
 def query(url: str) -> dict[str, str]:
     return {name: values[-1] for name, values in parse_qs(urlsplit(url).query).items()}
 

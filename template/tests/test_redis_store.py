@@ -24,6 +24,7 @@ from tests.helpers import (
     claims_of,
     install_session,
     log_in,
+    log_in_each,
     make_session,
     post_logout,
     replace_cookie,
@@ -109,11 +110,7 @@ def test_the_cache_keeps_at_most_its_size(
     client_for: Callable[..., TestClient], provider: FakeProvider, redis: Redis
 ) -> None:
     client = client_for(redis_cache_size=1)
-    cookies = {}
-    for user in ("alice", "bob"):
-        client.cookies.clear()
-        log_in(client, provider, user)
-        cookies[user] = client.cookies[SESSION_COOKIE]
+    cookies = log_in_each(client, provider, "alice", "bob")
     wait_until_cached(client, redis, "get")  # Bob's
     replace_cookie(client, SESSION_COOKIE, cookies["alice"])
     wait_until_cached(client, redis, "get")  # Alice's, in place of Bob's: one fits

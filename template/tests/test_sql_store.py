@@ -29,6 +29,7 @@ from tests.helpers import (
     auth_of,
     install_session,
     log_in,
+    log_in_each,
     make_session,
     post_logout,
     replace_cookie,
@@ -245,11 +246,7 @@ def test_the_cache_keeps_at_most_its_size(
     client_for: Callable[..., TestClient], provider: FakeProvider
 ) -> None:
     client = client_for(database_cache_size=1)
-    cookies = {}
-    for user in ("alice", "bob"):
-        client.cookies.clear()
-        log_in(client, provider, user)
-        cookies[user] = client.cookies[SESSION_COOKIE]
+    cookies = log_in_each(client, provider, "alice", "bob")
     reads = counting_reads(client)
     wait_until_cached(client, reads)  # Bob's
     replace_cookie(client, SESSION_COOKIE, cookies["alice"])
