@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from components import PostgresServer, RedisServer
 from variants import DEFAULT_ANSWERS, VARIANTS
+from xdist.remote import Producer
+from xdist.scheduler import LoadGroupScheduling, Scheduling
 
 from tooling.rendering import Project, install, installed_project, render, uv
 
@@ -59,19 +61,24 @@ def checking_environment(tmp_path_factory: pytest.TempPathFactory) -> Project:
 # The suite runs on several cores (pytest-xdist: `-n auto --dist loadgroup` in pyproject.toml;
 # `-n 0` runs it in this process). Tests that share a costly session fixture stay on one
 # worker: the hostile-input drivers (every variant's run starts at once), and the end-to-end
-# tests (one OpenID provider, browser and set of servers for all of them).
-GROUPS = {"e2e": "e2e", "test_hostile_input.py": "hostile"}
+# tests (one OpenID provider, browser and set of servers for all of them). The groups go by
+# path, in the scheduler: xdist's `xdist_group` marker no longer groups under pytest 9.2
+# (it renames `item._nodeid`, which pytest 9.2 no longer reads).
+GROUPS = {"tests/e2e/": "e2e", "tests/test_hostile_input.py": "hostile"}
 MAX_WORKERS = 4  # each worker renders and installs the projects its tests use
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests = Path(__file__).resolve().parent
-    for item in items:
-        if not item.path.is_relative_to(tests):
-            continue
-        first = item.path.relative_to(tests).parts[0]
-        if first in GROUPS:
-            item.add_marker(pytest.mark.xdist_group(GROUPS[first]))
+class _GroupsByPath(LoadGroupScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+        group = next((g for prefix, g in GROUPS.items() if nodeid.startswith(prefix)), None)
+        return group or super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return _GroupsByPath(config, log)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -150,7 +150,9 @@ class AppServer(ChildProcess):
         """Start uvicorn and wait until the app answers ``GET /``."""
         super().start()
         try:
-            wait_for(self._answers, START_TIMEOUT, f"{self.name} to answer")
+            # Each of several workers imports the app on a machine that runs other tests.
+            timeout = START_TIMEOUT * (2 if self.workers > 1 else 1)
+            wait_for(self._answers, timeout, f"{self.name} to answer")
         except BaseException:
             self.stop()
             raise
