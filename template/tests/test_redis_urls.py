@@ -23,6 +23,34 @@ def test_a_sentinel_url_names_the_sentinels_and_the_primarys_service() -> None:
     )
 
 
+def test_over_tls_the_sentinels_may_have_a_password_of_their_own() -> None:
+    url = (
+        "rediss+sentinel://:primary-pw@sentinel-1:26380,sentinel-2/sessions"
+        "?sentinel_password=s%26p&ssl_ca_certs=/etc/ssl/redis-ca.pem"
+    )
+
+    target = parse_redis_url(url)
+
+    assert (target.kind, target.tls, target.service) == ("sentinel", True, "sessions")
+    assert (target.password, target.sentinel_password) == ("primary-pw", "s&p")
+    assert target.tls_options()["ssl_ca_certs"] == "/etc/ssl/redis-ca.pem"
+    assert target.sentinel_options(2.0)["password"] == "s&p"
+    assert target.sentinel_options(2.0)["ssl"] is True  # the sentinels speak TLS too
+
+
+def test_without_tls_no_tls_options_are_sent() -> None:
+    target = parse_redis_url("redis+sentinel://sentinel-1/sessions?sentinel_password=pw")
+
+    assert (target.tls, target.tls_options()) == (False, {})
+    assert "ssl" not in target.sentinel_options(2.0)
+
+
+def test_a_tls_cluster_url() -> None:
+    target = parse_redis_url("rediss+cluster://:pw@node-1:7000?ssl_ca_certs=/ca.pem")
+
+    assert (target.kind, target.tls, target.ca_file) == ("cluster", True, "/ca.pem")
+
+
 def test_a_cluster_url_names_any_of_its_nodes() -> None:
     url = "redis+cluster://app:pw@node-1:7000,node-2/"
 
@@ -45,10 +73,14 @@ def test_one_server_is_named_as_before(env: pytest.MonkeyPatch) -> None:
         ("redis+sentinel://10.0.0.1:26379/", "needs the primary's service name"),
         ("redis+sentinel://10.0.0.1:26379/sessions/first", "database 'first' is not a number"),
         ("redis+sentinel://10.0.0.1:26379,/sessions", "'' is not a host:port"),
-        ("redis+sentinel://10.0.0.1:26379/sessions?ssl=true", "takes no options"),
+        ("redis+sentinel://10.0.0.1:26379/sessions?ssl=true", "takes only sentinel_password"),
+        ("redis+sentinel://10.0.0.1/sessions?ssl_ca_certs=/ca.pem", "rediss+sentinel://"),
+        ("redis+cluster://10.0.0.1:7000?ssl_ca_certs=/ca.pem", "is for TLS: rediss+cluster://"),
+        ("rediss+cluster://10.0.0.1:7000?password=pw", "takes only ssl_ca_certs"),
         ("redis+cluster://10.0.0.1:7000/1", "takes no path"),
         ("redis+cluster://10.0.0.1:seven", "'10.0.0.1:seven' is not a host:port"),
         ("sentinel://10.0.0.1:26379/sessions", "must start with redis://"),
+        ("redis+tls://10.0.0.1:26379/sessions", "must start with redis://"),
     ],
 )
 def test_a_bad_redis_url_is_refused_at_startup(

@@ -6,7 +6,9 @@ import re
 import shutil
 import socket
 import subprocess
-from typing import TYPE_CHECKING, Self
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
 
 from components.process import (
     ARTIFACTS_DIR,
@@ -18,15 +20,56 @@ from components.process import (
     wait_for,
 )
 
-if TYPE_CHECKING:
-    from pathlib import Path
+
+@dataclass(frozen=True)
+class Tls:
+    """A throw-away self-signed certificate for 127.0.0.1 (its own authority), made with
+    ``openssl`` beside the logs (git-ignored), for servers that speak only TLS."""
+
+    certificate: Path
+    key: Path
+
+    @classmethod
+    def make(cls, name: str) -> Tls:
+        if shutil.which("openssl") is None:
+            missing_component("openssl", "apt-get install -y openssl")
+        tls = cls(ARTIFACTS_DIR / f"{name}-cert.pem", ARTIFACTS_DIR / f"{name}-key.pem")
+        if not tls.certificate.exists():
+            ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}",
+                 "-keyout", str(tls.key), "-out", str(tls.certificate)],
+                capture_output=True, check=True, timeout=60,
+            )  # fmt: skip
+        return tls
+
+    def server_args(self, port: int) -> list[str]:
+        """TLS only, on ``port``, also towards a primary and the other nodes of a cluster."""
+        return [
+            *("--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"),
+            *("--tls-cert-file", str(self.certificate), "--tls-key-file", str(self.key)),
+            *("--tls-ca-cert-file", str(self.certificate)),
+            *("--tls-replication", "yes", "--tls-cluster", "yes"),
+        ]
+
+    def cli_args(self) -> list[str]:
+        return ["--tls", "--cacert", str(self.certificate)]
 
 
 class RedisServer(ChildProcess):
-    """Debian's ``redis-server`` without persistence; ``url`` is ``redis://127.0.0.1:<port>/0``."""
+    """Debian's ``redis-server`` without persistence; ``url`` is ``redis://127.0.0.1:<port>/0``.
+    With ``tls`` it speaks only TLS; with ``password`` it asks for one (from its primary too)."""
 
     name = "redis"
     ready_text = "Ready to accept connections"
+
+    def __init__(
+        self, port: int | None = None, *, tls: Tls | None = None, password: str | None = None
+    ) -> None:
+        super().__init__(port)
+        self.tls = tls
+        self.password = password
 
     @property
     def url(self) -> str:
@@ -40,12 +83,26 @@ class RedisServer(ChildProcess):
             redis_server,
             *("--bind", HOST, "--port", str(self.port)),
             *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            *(self.tls.server_args(self.port) if self.tls else ()),
+            *(("--requirepass", self.password, "--masterauth", self.password)
+              if self.password else ()),
+        ]  # fmt: skip
+
+    def cli_auth(self) -> list[str]:
+        """``redis-cli``'s options for this server's TLS and password."""
+        return [
+            *(self.tls.cli_args() if self.tls else ()),
+            *(("--no-auth-warning", "-a", self.password) if self.password else ()),
         ]
+
+    def cli_args(self) -> list[str]:
+        """``redis-cli``'s options to reach this server."""
+        return [*self.cli_auth(), "-h", HOST, "-p", str(self.port)]
 
     def cli(self, *args: str) -> str:
         """Run one command with ``redis-cli`` (installed with ``redis-server``); its output."""
         return subprocess.run(
-            ["redis-cli", "-h", HOST, "-p", str(self.port), *args],
+            ["redis-cli", *self.cli_args(), *args],
             capture_output=True, check=True, text=True, timeout=10,
         ).stdout  # fmt: skip
 
@@ -56,46 +113,19 @@ class RedisServer(ChildProcess):
 
 
 class TlsRedisServer(RedisServer):
-    """``redis-server`` that speaks only TLS, with a self-signed certificate for 127.0.0.1 (made
-    with ``openssl``) and a password; ``url`` names both, as a user of a managed Redis would."""
+    """``redis-server`` that speaks only TLS, with a self-signed certificate for 127.0.0.1 and a
+    password; ``url`` names both, as a user of a managed Redis would."""
 
     name = "redis-tls"
-    password = "tls-test-password"
 
     def __init__(self, port: int | None = None) -> None:
-        super().__init__(port)
-        # Beside its log (git-ignored): a throw-away key for a throw-away server.
-        self.certificate = ARTIFACTS_DIR / f"{self.name}-{self.port}-cert.pem"
-        self.key = ARTIFACTS_DIR / f"{self.name}-{self.port}-key.pem"
+        port = port or free_port()
+        super().__init__(port, tls=Tls.make(f"{self.name}-{port}"), password="tls-test-password")
 
     @property
     def url(self) -> str:
-        return f"rediss://:{self.password}@{HOST}:{self.port}/0?ssl_ca_certs={self.certificate}"
-
-    def command(self) -> list[str]:
-        if shutil.which("openssl") is None:
-            missing_component("openssl", "apt-get install -y openssl")
-        if not self.certificate.exists():
-            ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                 "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}",
-                 "-keyout", str(self.key), "-out", str(self.certificate)],
-                capture_output=True, check=True, timeout=60,
-            )  # fmt: skip
-        return [
-            *super().command(),
-            *("--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"),
-            *("--tls-cert-file", str(self.certificate), "--tls-key-file", str(self.key)),
-            *("--requirepass", self.password),
-        ]
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            ["redis-cli", "--tls", "--cacert", str(self.certificate), "--no-auth-warning",
-             "-a", self.password, "-h", HOST, "-p", str(self.port), *args],
-            capture_output=True, check=True, text=True, timeout=10,
-        ).stdout  # fmt: skip
+        assert self.tls is not None
+        return f"rediss://:{self.password}@{HOST}:{self.port}/0?ssl_ca_certs={self.tls.certificate}"
 
 
 def _offset(info: str, field: str) -> int:
@@ -115,8 +145,10 @@ class ClusterNodeServer(RedisServer):
 
     name = "redis-cluster"
 
-    def __init__(self, directory: Path) -> None:
-        super().__init__()
+    def __init__(
+        self, directory: Path, *, tls: Tls | None = None, password: str | None = None
+    ) -> None:
+        super().__init__(tls=tls, password=password)
         self.directory = directory
         self.bus_port = free_port()
 
@@ -131,21 +163,33 @@ class ClusterNodeServer(RedisServer):
 
 class RedisClusterServers:
     """A Redis Cluster of three masters and no replicas (``redis-cli --cluster create``);
-    ``url`` is the app's ``redis+cluster://`` form naming two of them as seed nodes."""
+    ``url`` is the app's ``redis+cluster://`` form naming two of them as seed nodes. With
+    ``tls``, every node (and the cluster bus) speaks only TLS and asks for a password:
+    ``rediss+cluster://``."""
 
-    def __init__(self, directory: Path) -> None:
-        self.nodes = [ClusterNodeServer(directory) for _ in range(3)]
+    password = "cluster-test-password"
+
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+        self.tls = Tls.make(f"redis-cluster-{directory.name}") if tls else None
+        password = self.password if tls else None
+        self.nodes = [
+            ClusterNodeServer(directory, tls=self.tls, password=password) for _ in range(3)
+        ]
 
     @property
     def url(self) -> str:
-        return f"redis+cluster://{HOST}:{self.nodes[0].port},{HOST}:{self.nodes[1].port}"
+        seeds = f"{HOST}:{self.nodes[0].port},{HOST}:{self.nodes[1].port}"
+        if self.tls is None:
+            return f"redis+cluster://{seeds}"
+        return f"rediss+cluster://:{self.password}@{seeds}?ssl_ca_certs={self.tls.certificate}"
 
     def __enter__(self) -> Self:
         try:
             for node in self.nodes:
                 node.start()
             subprocess.run(
-                ["redis-cli", "--cluster", "create", *(f"{HOST}:{n.port}" for n in self.nodes),
+                ["redis-cli", *self.nodes[0].cli_auth(), "--cluster", "create",
+                 *(f"{HOST}:{n.port}" for n in self.nodes),
                  "--cluster-replicas", "0", "--cluster-yes"],
                 capture_output=True, check=True, timeout=30,
             )  # fmt: skip
@@ -167,7 +211,7 @@ class RedisClusterServers:
             node.stop()
 
 
-class SentinelServer(ChildProcess):
+class SentinelServer(RedisServer):
     """``redis-sentinel`` watching the primary ``service`` at ``primary_port`` (quorum 2), with
     short timeouts so that a failover takes about a second. Its config file is its own (sentinel
     rewrites it) in ``directory``."""
@@ -175,12 +219,32 @@ class SentinelServer(ChildProcess):
     name = "redis-sentinel"
     ready_text = "+monitor master"
 
-    def __init__(self, directory: Path, service: str, primary_port: int) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        directory: Path,
+        service: str,
+        primary_port: int,
+        *,
+        tls: Tls | None = None,
+        passwords: tuple[str, str] | None = None,  # the primary's, the sentinels' own
+    ) -> None:
+        super().__init__(tls=tls, password=passwords[1] if passwords else None)
         self.config = directory / f"sentinel-{self.port}.conf"
+        listen = (
+            f"port 0\ntls-port {self.port}\ntls-auth-clients no\ntls-replication yes\n"
+            f"tls-cert-file {tls.certificate}\ntls-key-file {tls.key}\n"
+            f"tls-ca-cert-file {tls.certificate}\n"
+            if tls
+            else f"port {self.port}\n"
+        )
+        auth = (
+            f"requirepass {passwords[1]}\nsentinel auth-pass {service} {passwords[0]}\n"
+            if passwords
+            else ""
+        )
         self.config.write_text(
-            f"port {self.port}\nbind {HOST}\ndir {directory}\n"
-            f"sentinel monitor {service} {HOST} {primary_port} 2\n"
+            f"{listen}bind {HOST}\ndir {directory}\n"
+            f"sentinel monitor {service} {HOST} {primary_port} 2\n{auth}"
             f"sentinel down-after-milliseconds {service} 800\n"
             f"sentinel failover-timeout {service} 3000\n"
             f"sentinel parallel-syncs {service} 1\n"
@@ -193,12 +257,6 @@ class SentinelServer(ChildProcess):
         assert redis_server is not None
         return [redis_server, str(self.config), "--sentinel"]
 
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            ["redis-cli", "-h", HOST, "-p", str(self.port), *args],
-            capture_output=True, check=True, text=True, timeout=10,
-        ).stdout  # fmt: skip
-
 
 class SentinelledServer(RedisServer):
     """A primary or (with ``primary_port``) a replica of a :class:`SentinelRedisServers`. A replica
@@ -206,8 +264,15 @@ class SentinelledServer(RedisServer):
 
     name = "redis-sentinelled"
 
-    def __init__(self, directory: Path, primary_port: int | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        directory: Path,
+        primary_port: int | None = None,
+        *,
+        tls: Tls | None = None,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(tls=tls, password=password)
         self.directory = directory
         self.primary_port = primary_port
 
@@ -219,21 +284,40 @@ class SentinelledServer(RedisServer):
 
 class SentinelRedisServers:
     """A primary, one replica and three sentinels that fail over between them; ``url`` is the
-    app's ``redis+sentinel://`` form. :meth:`stop_primary` makes them fail over."""
+    app's ``redis+sentinel://`` form. :meth:`stop_primary` makes them fail over. With ``tls``,
+    every server and sentinel speaks only TLS, and each asks for a password (the sentinels
+    for their own): ``rediss+sentinel://``."""
 
     service = "sessions"
+    passwords = ("primary-test-password", "sentinel-test-password")
 
-    def __init__(self, directory: Path) -> None:
-        self.primary = SentinelledServer(directory)
-        self.replica = SentinelledServer(directory, self.primary.port)
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+        self.tls = Tls.make(f"redis-sentinel-{directory.name}") if tls else None
+        password = self.passwords[0] if tls else None
+        self.primary = SentinelledServer(directory, tls=self.tls, password=password)
+        self.replica = SentinelledServer(
+            directory, self.primary.port, tls=self.tls, password=password
+        )
         self.sentinels = [
-            SentinelServer(directory, self.service, self.primary.port) for _ in range(3)
+            SentinelServer(
+                directory,
+                self.service,
+                self.primary.port,
+                tls=self.tls,
+                passwords=self.passwords if tls else None,
+            )
+            for _ in range(3)
         ]
 
     @property
     def url(self) -> str:
         nodes = ",".join(f"{HOST}:{sentinel.port}" for sentinel in self.sentinels)
-        return f"redis+sentinel://{nodes}/{self.service}/0"
+        if self.tls is None:
+            return f"redis+sentinel://{nodes}/{self.service}/0"
+        return (
+            f"rediss+sentinel://:{self.passwords[0]}@{nodes}/{self.service}/0"
+            f"?sentinel_password={self.passwords[1]}&ssl_ca_certs={self.tls.certificate}"
+        )
 
     def __enter__(self) -> Self:
         try:

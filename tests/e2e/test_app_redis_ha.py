@@ -5,7 +5,8 @@ Two apps share the store (as in test_app_session_stores.py) and ``REDIS_URL`` na
 on both apps through login, refresh, logout and back-channel logout. With sentinels, a failover
 (the primary stops) while requests keep coming answers nothing but 200 or 503 (during the switch),
 and afterwards each session is still there, still its user's, and a logout is still final on both
-apps.
+apps. Over TLS (``rediss+cluster://``, ``rediss+sentinel://``), with passwords everywhere (the
+sentinels' their own), sessions work the same.
 """
 
 from __future__ import annotations
@@ -215,3 +216,31 @@ def test_sessions_survive_a_sentinel_failover(
         assert [user_of(app, cookie)[0] for app in apps] == [401, 401]
         for user, cookie in others[1:]:
             assert [user_of(app, cookie) for app in apps] == [(200, user)] * 2
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+def test_a_cluster_and_a_sentinel_set_over_tls_with_passwords(
+    project: Project,
+    oidc_provider: OidcProvider,
+    app_workdir: Path,
+    tmp_path: Path,
+    topology: str,
+) -> None:
+    user = f"tls-{topology}-{secrets.token_hex(4)}"
+    servers = RedisClusterServers if topology == "cluster" else SentinelRedisServers
+    with (
+        servers(tmp_path, tls=True) as redis,
+        two_apps(project, oidc_provider, app_workdir, redis.url) as apps,
+    ):
+        assert redis.url.startswith(f"rediss+{topology}://")
+        cookie = log_in(apps[0], user)
+        assert [user_of(app, cookie) for app in apps] == [(200, user)] * 2
+        if isinstance(redis, SentinelRedisServers):
+            # Each app's cache reaches the primary the sentinels name, over TLS too.
+            wait_for(
+                lambda: redis.primary.cli("CLIENT", "LIST").count("name=session-cache") == 2,
+                FAILOVER_WITHIN,
+                "the caches to track the primary",
+            )
+        assert get(apps[1], "/auth/logout", cookie, HTML) == 303
+        assert [user_of(app, cookie)[0] for app in apps] == [401, 401]

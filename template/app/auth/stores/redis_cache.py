@@ -178,17 +178,19 @@ class TrackedCache(Generic[V]):
         target = self._target
         if target.kind == "server":
             return dict(parse_url(self._url))
-        sentinel = Sentinel(target.nodes, socket_timeout=self._timeout)
+        sentinel = Sentinel(target.nodes, sentinel_kwargs=target.sentinel_options(self._timeout))
         try:
             host, port = await sentinel.discover_master(target.service)
         finally:
             for client in sentinel.sentinels:
                 await client.aclose()
+        tls = {"connection_class": SSLConnection, "ssl_ca_certs": target.ca_file}
         return {
             "host": host,
             "port": port,
             "username": target.username,
             "password": target.password,
+            **(tls if target.tls else {}),
         }
 
     async def _connect(self) -> "TrackingConnection":

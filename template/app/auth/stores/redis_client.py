@@ -5,9 +5,12 @@ REDIS_URL names one Redis server, or a highly available set:
     redis://[[user]:password@]host:6379/0          one server (rediss:// TLS, unix:// socket)
     redis+sentinel://[[user]:password@]host:26379[,host:26379...]/<service>[/<db>]
         the primary that these sentinels call <service>, found again after a failover
-        (the password is the primary's; the sentinels are reached without one)
+        (the password is the primary's; `?sentinel_password=` the sentinels' own, if any)
     redis+cluster://[[user]:password@]host:7000[,host:7001...]
         a Redis Cluster, reached through any of these nodes
+
+`rediss+sentinel://` and `rediss+cluster://` speak TLS to every node (the sentinels too),
+checking certificates against the system's authorities or `?ssl_ca_certs=/path/ca.pem`.
 
 In a cluster, the keys that one command or script uses together are hash-tagged (see
 `in_slot`), so that they live on the same node.
@@ -16,7 +19,7 @@ In a cluster, the keys that one command or script uses together are hash-tagged 
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 
 RedisClient = Redis | RedisCluster
 DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
+# What may follow '?' in a redis+sentinel:// or redis+cluster:// URL.
+OPTIONS = {"sentinel": ("sentinel_password",), "cluster": ()}
+TLS_OPTIONS = ("ssl_ca_certs",)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,25 @@ class RedisTarget:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    tls: bool = False  # rediss+sentinel:// or rediss+cluster://
+    ca_file: str | None = None  # ?ssl_ca_certs=: the authorities TLS certificates must be from
+    sentinel_password: str | None = None  # ?sentinel_password=: the sentinels' requirepass
+
+    def tls_options(self) -> dict[str, Any]:
+        """Client options for TLS to the nodes (none without TLS): certificates and host
+        names checked, against `ca_file` or the system's authorities."""
+        if not self.tls:
+            return {}
+        return {"ssl": True, "ssl_cert_reqs": "required", "ssl_ca_certs": self.ca_file}
+
+    def sentinel_options(self, timeout: float) -> dict[str, Any]:
+        """Options of the connections to the sentinels themselves."""
+        return {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "password": self.sentinel_password,
+            **self.tls_options(),
+        }
 
 
 def parse_redis_url(url: str) -> RedisTarget:
@@ -52,36 +77,54 @@ def parse_redis_url(url: str) -> RedisTarget:
     if scheme in ("redis", "rediss", "unix"):
         parse_url(url)  # raises ValueError for a bad one
         return RedisTarget("server", url)
-    if scheme not in ("redis+sentinel", "redis+cluster"):
+    tls = scheme.startswith("rediss+")
+    kind = {"sentinel": "sentinel", "cluster": "cluster"}.get(scheme.partition("+")[2])
+    if not scheme.startswith(("redis+", "rediss+")) or kind is None:
         raise ValueError(
-            "must start with redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
+            "must start with redis://, rediss://, unix://, redis+sentinel://, "
+            "redis+cluster:// (or rediss+sentinel://, rediss+cluster:// for TLS)"
         )
-    kind: Literal["sentinel", "cluster"] = "sentinel" if scheme == "redis+sentinel" else "cluster"
-    if "?" in rest or "#" in rest:
-        raise ValueError(f"{scheme}:// takes no options after '?'")
+    rest, _, query = rest.partition("?")
+    options = _options(query, scheme, (*OPTIONS[kind], *(TLS_OPTIONS if tls else ())))
+    if "#" in rest:
+        raise ValueError(f"{scheme}:// takes no '#'")
     location, _, path = rest.partition("/")
     credentials, _, hosts = location.rpartition("@")
     username, _, password = credentials.partition(":")
     nodes = tuple(_node(node, DEFAULT_PORTS[kind]) for node in hosts.split(","))
     names = [unquote(name) for name in path.split("/") if name]
     if kind == "cluster" and names:
-        raise ValueError("redis+cluster:// takes no path: a cluster has only database 0")
+        raise ValueError(f"{scheme}:// takes no path: a cluster has only database 0")
     if kind == "sentinel" and not 1 <= len(names) <= 2:
         raise ValueError(
-            "redis+sentinel:// needs the primary's service name: "
-            "redis+sentinel://host:26379[,host:26379...]/<service>[/<db>]"
+            f"{scheme}:// needs the primary's service name: "
+            f"{scheme}://host:26379[,host:26379...]/<service>[/<db>]"
         )
     if len(names) == 2 and not names[1].isdigit():
-        raise ValueError(f"redis+sentinel:// database {names[1]!r} is not a number")
+        raise ValueError(f"{scheme}:// database {names[1]!r} is not a number")
     return RedisTarget(
-        kind,
+        "sentinel" if kind == "sentinel" else "cluster",
         url,
         nodes,
         service=names[0] if names else "",
         db=int(names[1]) if len(names) == 2 else 0,
         username=unquote(username) or None,
         password=unquote(password) or None,
+        tls=tls,
+        ca_file=options.get("ssl_ca_certs"),
+        sentinel_password=options.get("sentinel_password"),
     )
+
+
+def _options(query: str, scheme: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(allowed))
+    if unknown and unknown[0] in TLS_OPTIONS:
+        raise ValueError(f"{unknown[0]} is for TLS: rediss{scheme.removeprefix('redis')}://")
+    if unknown:
+        takes = f"only {', '.join(allowed)}" if allowed else "none"
+        raise ValueError(f"{scheme}:// takes {takes} after '?', not {unknown[0]!r}")
+    return options
 
 
 def _node(node: str, default_port: int) -> tuple[str, int]:
@@ -120,13 +163,12 @@ def connect(url: str, settings: "AuthSettings") -> RedisClient:
             username=target.username,
             password=target.password,
             **options,
+            **target.tls_options(),
         )
     options |= {"timeout": settings.redis_timeout, "health_check_interval": 30}
     if target.kind == "sentinel":
         sentinel = Sentinel(
-            target.nodes,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
+            target.nodes, sentinel_kwargs=target.sentinel_options(settings.redis_timeout)
         )
         client: Redis = sentinel.master_for(
             target.service,
@@ -135,6 +177,7 @@ def connect(url: str, settings: "AuthSettings") -> RedisClient:
             username=target.username,
             password=target.password,
             **options,
+            **target.tls_options(),
         )
         return client
     return Redis.from_pool(BlockingConnectionPool.from_url(url, **options))  # owns the pool
