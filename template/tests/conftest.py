@@ -20,14 +20,14 @@ from app.auth.variant import SESSION_STORE
 from app.config import Settings
 from devserver.provider import FakeProvider
 from devserver.variant import REDIRECT_PATHS, Provider
-from tests.helpers import APP_URL, ISSUER, log_in
+from tests.helpers import APP_URL, CLIENT_ID, ISSUER, log_in
 
 SESSION_SECRET = secrets.token_urlsafe(32)
 
 # `app.main` builds the module-level app from the environment when it is imported.
 for name, value in {
     "AUTH0_DOMAIN": ISSUER,
-    "AUTH0_CLIENT_ID": "dev-client",
+    "AUTH0_CLIENT_ID": CLIENT_ID,
     "AUTH0_CLIENT_SECRET": "dev-client-password",
     "APP_BASE_URL": APP_URL,
     "SESSION_SECRET": SESSION_SECRET,

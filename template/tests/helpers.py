@@ -24,6 +24,7 @@ from devserver.provider import FakeProvider
 
 APP_URL = "http://127.0.0.1:8000"
 ISSUER = "https://provider.test"
+CLIENT_ID = "dev-client"
 # The auth routes the tests call most (they move with AUTH_PREFIX, in app/auth/urls.py).
 PROFILE = f"{AUTH_PREFIX}/profile"
 LOGOUT = f"{AUTH_PREFIX}/logout"
@@ -117,7 +118,8 @@ def make_session(**changes: Any) -> Session:
     started = int(time.time())
     session = Session(
         user={"sub": "alice", "name": "Alice", "email": "alice@example.com"},
-        id_token="header.payload.signature",
+        # Readable, as a refresh compares the new ID token's audiences with it.
+        id_token=unsigned_token({"iss": ISSUER, "aud": CLIENT_ID, "sub": "alice"}, alg="RS256"),
         refresh_token="refresh-token",
         access_tokens=(
             AccessToken("access-token", started + 3600, "openid profile email", audience=None),

@@ -294,3 +294,40 @@ def test_a_refreshed_id_token_about_another_user_is_refused(
     after = stored_session(client)
     assert after is not None and before is not None
     assert after.user["sub"] == "alice" and after.access_tokens == before.access_tokens
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"aud": ["dev-client", "another-client"], "azp": "dev-client"},
+        {"nonce": "not-the-login-nonce"},
+    ],
+    ids=["audiences", "nonce"],
+)
+def test_a_refreshed_id_token_of_another_login_is_refused(
+    client: TestClient, short_tokens: FakeProvider, changes: dict[str, object]
+) -> None:
+    """Core §12.2: the ID token from a refresh has the login's audiences, and its nonce if
+    it has one; otherwise it does not replace the session's ID token and user."""
+    log_in(client, short_tokens)
+    before = stored_session(client)
+    short_tokens.id_token_claims = {**changes, "name": "Somebody Else"}
+
+    response = client.get("/api-example", headers={"accept": "application/json"})
+
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_token")
+    after = stored_session(client)
+    assert after is not None and before is not None
+    assert (after.id_token, after.user) == (before.id_token, before.user)
+
+
+def test_a_refreshed_id_token_of_the_same_login_is_taken(
+    client: TestClient, short_tokens: FakeProvider
+) -> None:
+    log_in(client, short_tokens)  # the provider repeats the login's nonce, as it may
+    short_tokens.id_token_claims = {"name": "Alice Renamed"}
+
+    assert client.get("/api-example").status_code == 200
+
+    after = stored_session(client)
+    assert after is not None and after.user["name"] == "Alice Renamed"

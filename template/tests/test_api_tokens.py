@@ -54,6 +54,16 @@ def test_auth0_rbac_permissions_count_as_scopes(api: TestClient, provider: FakeP
     assert api.get(ORDERS, headers=bearer(token)).status_code == 200
 
 
+def test_null_permissions_are_none(api: TestClient, provider: FakeProvider) -> None:
+    now = int(time.time())
+    claims = {"iss": provider.issuer, "sub": "bob", "aud": AUDIENCE, "iat": now, "exp": now + 60}
+    token = provider.sign(
+        {**claims, "scope": "read:orders", "permissions": None}, {"typ": "at+jwt"}
+    )
+
+    assert api.get(ORDERS, headers=bearer(token)).status_code == 200  # was a 500
+
+
 def test_a_token_without_the_scope_is_insufficient(api: TestClient, provider: FakeProvider) -> None:
     token = provider.access_token(audience=AUDIENCE, scope="read:invoices")
 
@@ -290,6 +300,19 @@ def test_a_bound_token_with_its_proof(
     )
 
     assert response.status_code == 200
+
+
+def test_a_proof_issued_at_nan_is_refused(
+    api: TestClient, provider: FakeProvider, dpop: DPoPClient
+) -> None:
+    token = bound_token(provider, dpop)  # its holder signs its proofs: they may be hostile
+
+    response = api.get(
+        ORDERS,
+        headers={"Authorization": f"DPoP {token}", "DPoP": dpop.proof(token, iat=float("nan"))},
+    )
+
+    assert response.status_code == 401  # was a 500 (int(nan))
 
 
 def test_a_bound_token_as_a_bearer_token_is_refused(

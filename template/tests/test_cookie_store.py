@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -19,9 +20,10 @@ from redis import Redis
 from app.auth import get_access_token, policy
 from app.auth.cookies import MAX_CHUNKS, CookieCipher, derive_key
 from app.auth.session_cookie import SESSION_COOKIE
+from app.auth.sessions import Session
 from app.auth.stores.cookie import CookieSessionStore
 from app.auth.stores.logouts_sqlite import PURGE_INTERVAL, SqliteLogoutRecords
-from app.auth.tokens import CLOCK_LEEWAY
+from app.auth.tokens import CLOCK_LEEWAY, TokenSet
 from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH
 from app.config import Settings
 from devserver.provider import FakeProvider
@@ -124,6 +126,21 @@ def test_a_session_of_sixteen_cookies_is_kept(client: TestClient) -> None:
     assert len(chunks) == MAX_CHUNKS
 
     assert client.get(PROFILE).json()["bio"] == "x" * size
+
+
+def test_a_login_too_large_for_the_cookies_gets_an_error_page(
+    client: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def on_login(request: Request, session: Session, tokens: TokenSet) -> Session:
+        return replace(session, user={**session.user, "bio": "x" * 70_000})
+
+    monkeypatch.setattr(policy, "on_login", on_login)
+
+    response = log_in(client, provider)  # was a 500 (a ValueError writing the cookies)
+
+    assert response.status_code == 502
+    assert "too large to keep in the session cookie" in response.text
+    assert not [c for c in client.cookies.jar if c.name.startswith(SESSION_COOKIE)]
 
 
 @pytest.mark.parametrize(

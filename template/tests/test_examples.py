@@ -40,8 +40,9 @@ def test_a_session_without_the_login_flow(client: TestClient) -> None:
 
 
 def test_an_expired_access_token_is_refreshed(client: TestClient, provider: FakeProvider) -> None:
-    log_in(client, provider)  # a real refresh token, known to the provider
+    log_in(client, provider)  # real tokens, known to the provider
     session = make_session(
+        id_token=provider.issued[-1]["id_token"],  # a refresh's ID token must match it
         refresh_token=provider.issued[-1]["refresh_token"],
         access_tokens=(AccessToken("expired", int(time.time()) - 10, "openid", None),),
     )

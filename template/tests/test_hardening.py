@@ -5,8 +5,10 @@ import json
 import logging
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwe
@@ -18,7 +20,15 @@ from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from app.main import create_app
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, PROFILE, log_in, post_logout, start_login, unsigned_token
+from tests.helpers import (
+    APP_URL,
+    PROFILE,
+    log_in,
+    post_logout,
+    start_login,
+    stored_session,
+    unsigned_token,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +75,68 @@ def test_a_request_cannot_write_its_own_log_lines(
 
     lines = [record.getMessage() for record in caplog.records]
     assert lines and not [line for line in lines if "\n" in line]
+
+
+def test_a_provider_cannot_write_log_lines_through_a_subject_or_session_id(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.auth")
+    sub = "mallory\n2026-12-06 INFO auth.login sub=admin"  # the dev provider's sub: the name
+
+    assert log_in(client, provider, sub).status_code == 303
+    post_logout(client, provider.logout_token(sub=sub, sid="s1\nauth.forged"))
+
+    assert caplog.messages and not [line for line in caplog.messages if "\n" in line]
+
+
+# -- numbers that JSON does not have, or that overflow a float ----------------------------
+
+
+def rewrite_token_responses(provider: FakeProvider, old: bytes, new: bytes) -> None:
+    """Have the provider's token endpoint answer with `old` replaced by `new` (raw JSON)."""
+    answer = provider.transport.handle_async_request
+
+    async def rewritten(request: httpx.Request) -> httpx.Response:
+        response = await answer(request)
+        if not request.url.path.endswith("/token"):
+            return response
+        body = (await response.aread()).replace(old, new)
+        return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+    provider.transport.handle_async_request = rewritten  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"Infinity", b"NaN"])
+def test_a_token_response_with_a_number_beyond_json_is_a_provider_error(
+    client: TestClient, provider: FakeProvider, number: bytes
+) -> None:
+    rewrite_token_responses(provider, b'"expires_in":3600', b'"expires_in":' + number)
+
+    response = log_in(client, provider)  # 1e400 was a 500 (int(inf))
+
+    assert response.status_code == 502
+    assert stored_session(client) is None
+
+
+def test_an_id_token_that_expires_at_nan_is_refused(
+    client: TestClient, provider: FakeProvider
+) -> None:
+    provider.id_token_claims = {"exp": float("nan")}  # passed every time check
+
+    assert log_in(client, provider).status_code == 400
+    assert stored_session(client) is None
+
+
+@pytest.mark.parametrize("claims", [{"iat": float("nan")}, {"iat": float("nan"), "exp": None}])
+def test_a_logout_token_issued_at_nan_is_refused(
+    client: TestClient, provider: FakeProvider, claims: dict[str, Any]
+) -> None:
+    log_in(client, provider)
+
+    response = post_logout(client, provider.logout_token(sub="alice", **claims))
+
+    assert response.status_code == 400
+    assert client.get(PROFILE).status_code == 200
 
 
 HTTPS_APP = "https://app.example.com"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.auth import require_acr, require_recent_login
 from app.auth.authorization import MULTI_FACTOR
-from app.auth.urls import LOGIN_PATH
+from app.auth.urls import AUTH_PREFIX, LOGIN_PATH
 from devserver.provider import FakeProvider
 from tests.helpers import (
     add_session_route,
@@ -24,6 +24,7 @@ from tests.helpers import (
 )
 
 HTML = {"Accept": "text/html"}
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
 def finish(
@@ -105,6 +106,40 @@ def test_a_recent_login_passes(app: FastAPI, client: TestClient) -> None:
     install_session(client, make_session(auth_time=int(time.time()) - 60))
 
     assert client.get("/payouts").status_code == 200
+
+
+def test_a_session_that_does_not_say_when_the_user_authenticated_logs_in_again(
+    app: FastAPI, client: TestClient, provider: FakeProvider
+) -> None:
+    add_session_route(app, "/payouts", require_recent_login(300))
+    # Providers may leave auth_time out unless max_age is asked for (Core §2); a login
+    # now may have been a single sign-on where nobody entered credentials.
+    provider.id_token_claims = {"auth_time": None}
+    assert log_in(client, provider).status_code == 303
+
+    response = client.get("/payouts", headers=HTML)
+
+    assert response.status_code == 303
+    assert query(response.headers["location"])["max_age"] == "300"
+
+
+def test_ending_the_other_sessions_does_not_make_an_old_login_recent(
+    app: FastAPI, client: TestClient
+) -> None:
+    """Cookie sessions are carried on as a new login by `end-others`: it keeps when and how
+    the user authenticated (it made recent-login pages open without a new login)."""
+    add_session_route(app, "/payouts", require_recent_login(300))
+    an_hour_ago = int(time.time()) - 3600
+    old = make_session(auth_time=an_hour_ago, acr=MULTI_FACTOR, amr=("pwd", "otp"))
+    install_session(client, old)
+
+    response = client.post(f"{AUTH_PREFIX}/sessions/end-others", headers=SAME_ORIGIN)
+
+    assert response.status_code == 204
+    session = stored_session(client)
+    assert session is not None
+    assert (session.auth_time, session.acr, session.amr) == (an_hour_ago, MULTI_FACTOR, old.amr)
+    assert client.get("/payouts", headers=HTML).status_code == 303
 
 
 def test_logging_in_again_records_when(

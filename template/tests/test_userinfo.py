@@ -1,12 +1,14 @@
 """Claims from UserInfo: providers that leave `profile`/`email` claims out of the ID token
 (OIDC Core §5.4) still give the session its user's name and email."""
 
+import logging
 from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.responses import JSONResponse
 
+from app.auth.routes import MAX_USERINFO_CLAIM
 from devserver.provider import FakeProvider
 from tests.helpers import PROFILE, log_in
 
@@ -71,3 +73,18 @@ def test_the_setting_turns_it_off_or_always_on(
     assert log_in(client, provider).status_code == 303
 
     assert provider.requests.count("userinfo") == calls
+
+
+def test_a_huge_userinfo_claim_is_left_out_of_the_session(
+    client: TestClient, thin_id_tokens: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A picture as a data: URL, or a provider's user-editable field: it made the session
+    # too large to keep (a 500 at every login of that user).
+    thin_id_tokens.users["alice"] = {"name": "Alice " + "x" * MAX_USERINFO_CLAIM}
+    caplog.set_level(logging.WARNING, logger="app.auth")
+
+    assert log_in(client, thin_id_tokens).status_code == 303
+
+    user = client.get(PROFILE).json()
+    assert "name" not in user and user["email"] == "alice@example.com"
+    assert "auth.userinfo_claims_too_large: ['name']" in caplog.messages

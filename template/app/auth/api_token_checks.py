@@ -129,7 +129,7 @@ class ApiTokens:
             )
         except InvalidToken as exc:
             raise ApiTokenError(401, "invalid_token", exc.message) from None
-        scopes = set(str(claims.get("scope") or "").split()) | set(claims.get("permissions", []))
+        scopes = set(str(claims.get("scope") or "").split()) | set(claims.get("permissions") or ())
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         api_token = ApiToken(

@@ -63,12 +63,14 @@ def require_permissions(*permissions: str) -> SessionDependency:
 
 def require_recent_login(max_age: int) -> SessionDependency:
     """Users who logged in (entered their credentials) at most `max_age` seconds ago; others
-    log in again first (`max_age` is sent to the provider, and checked at the callback)."""
+    log in again first (`max_age` is sent to the provider, and checked at the callback).
+    Only the ID token's `auth_time` says when that was: without one (providers may leave
+    it out unless `max_age` is asked for), the user logs in again too, since the session's
+    start may have been a single sign-on that asked for no credentials."""
 
     async def recent_session(request: Request, _: SessionCookie) -> Session:
         session = await require_session(request)
-        auth_time = session.auth_time or int(session.created_at)
-        if time.time() - auth_time > max_age:
+        if session.auth_time is None or time.time() - session.auth_time > max_age:
             raise _log_in_again(request, {"max_age": str(max_age)})
         return session
 

@@ -1,6 +1,10 @@
-"""Reading a body of unknown length without holding more than a limit of it in memory."""
+"""Reading a body of unknown length without holding more than a limit of it in memory,
+and JSON from outside the app as JSON (RFC 8259) allows, in numbers Python can compare."""
 
+import json
+import math
 from collections.abc import AsyncIterable
+from typing import Any
 
 
 async def read_at_most(chunks: AsyncIterable[bytes], limit: int) -> bytes | None:
@@ -11,3 +15,20 @@ async def read_at_most(chunks: AsyncIterable[bytes], limit: int) -> bytes | None
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """`json.loads`, refusing (ValueError) what is not JSON (`NaN`, `Infinity`) and numbers
+    too large for a float (`1e400`): each would pass or break the checks of time claims."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large")
+    return value

@@ -151,6 +151,7 @@ class OidcClient:
         now: int,
         nonce: str | None = None,
         sub: str | None = None,
+        original: str | None = None,
     ) -> dict[str, Any]:
         def validate(keys: KeySet) -> dict[str, Any]:
             return validate_id_token(
@@ -162,6 +163,7 @@ class OidcClient:
                 now=now,
                 nonce=nonce,
                 sub=sub,
+                original=original,
             )
 
         return await self.provider.with_keys(validate)
@@ -185,10 +187,17 @@ class OidcClient:
 
     @traced("auth.refresh")
     async def refresh(
-        self, refresh_token: str, *, audience: str | None, scope: str | None, sub: str
+        self,
+        refresh_token: str,
+        *,
+        audience: str | None,
+        scope: str | None,
+        sub: str,
+        id_token: str,
     ) -> tuple[TokenSet, dict[str, Any] | None]:
         """Redeem a refresh token for a new access token (and maybe new refresh/ID tokens);
-        with a new ID token, also its validated claims (about the same user `sub`)."""
+        with a new ID token, also its validated claims (about the same user `sub`, and the
+        same login as the session's `id_token`)."""
         metadata = await self.provider.metadata()
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if audience:
@@ -206,7 +215,10 @@ class OidcClient:
         tokens = parse_token_response(body, now=now, id_token_required=False)
         if tokens.id_token is None:
             return tokens, None
-        return tokens, await self._validate_id_token(metadata, tokens.id_token, now=now, sub=sub)
+        claims = await self._validate_id_token(
+            metadata, tokens.id_token, now=now, sub=sub, original=id_token
+        )
+        return tokens, claims
 
     @traced("auth.userinfo")
     async def userinfo(self, access_token: str, *, sub: str) -> dict[str, Any]:

@@ -122,7 +122,7 @@ async def connect(
     auth.transactions.save(
         request, response, replace(transaction, auth_session=ticket.auth_session)
     )
-    logger.info("auth.connect_started sub=%s connection=%s", session.sub, name)
+    logger.info("auth.connect_started sub=%r connection=%r", session.sub, name)
     return response
 
 
@@ -156,7 +156,7 @@ async def finish_connect(
         redirect_uri=auth.settings.redirect_uri,
         code_verifier=transaction.code_verifier,
     )
-    logger.info("auth.connected sub=%s connection=%s", session.sub, account.connection)
+    logger.info("auth.connected sub=%r connection=%r", session.sub, account.connection)
     return redirect_within(request, transaction.return_to)
 
 

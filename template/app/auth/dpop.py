@@ -9,7 +9,6 @@ remembers the ids to refuse a proof used twice.
 
 import hashlib
 import hmac
-import json
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
+from app.auth.bodies import parse_json
 from app.auth.errors import InvalidToken
 from app.auth.tokens import CLOCK_LEEWAY, SIGNING_ALGORITHMS
 
@@ -52,7 +52,7 @@ def check_proof(
         raise InvalidToken("The DPoP proof is signed with another key than the token's.")
     try:
         payload = jws.deserialize_compact(proof, key, algorithms=[alg], registry=_registry).payload
-        claims: Any = json.loads(payload)
+        claims: Any = parse_json(payload)
     except (JoseError, ValueError):
         raise InvalidToken("The DPoP proof's signature is not valid.") from None
     if not isinstance(claims, dict):

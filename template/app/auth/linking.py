@@ -125,7 +125,7 @@ async def _start(
     )
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     auth.transactions.save(request, response, transaction)
-    logger.info("auth.%s_started sub=%s connection=%s", kind, session.sub, name)
+    logger.info("auth.%s_started sub=%r connection=%r", kind, session.sub, name)
     return response
 
 
@@ -163,5 +163,5 @@ async def finish_linking(
         )
 
     await auth.sessions.change(request, relinked)
-    logger.info("auth.%s_completed sub=%s", kind, session.sub)
+    logger.info("auth.%s_completed sub=%r", kind, session.sub)
     return redirect_within(request, transaction.return_to)

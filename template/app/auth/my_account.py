@@ -9,7 +9,6 @@ The API answers errors with problem details (RFC 9457); they become `MyAccountEr
 (a `ProviderError` in the tree of `errors.py`), whose error page shows the API's code.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from app.auth.bodies import parse_json
 from app.auth.errors import InvalidRequest, ProviderError, ProviderUnavailable
 from app.auth.provider import Provider
 
@@ -147,7 +147,7 @@ class MyAccountApi:
             method, self._base + path, headers=headers, **kwargs
         )
         try:
-            data = json.loads(body) if body.strip() else None
+            data = parse_json(body) if body.strip() else None
         except ValueError:
             data = None
         if status == expected:

@@ -8,7 +8,6 @@ network failures and timeouts become provider errors. The flows are in `client.p
 """
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import httpx
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from pydantic import SecretStr
 
-from app.auth.bodies import read_at_most
+from app.auth.bodies import parse_json, read_at_most
 from app.auth.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from app.auth.telemetry import span
 from app.auth.tokens import SIGNING_ALGORITHMS, UnknownSigningKey
@@ -242,7 +241,7 @@ class Provider:
         """Send a request; return its JSON object body (bounded in size; `{}` if `empty_ok`)."""
         status, body = await self.send(method, url, **kwargs)
         try:
-            data = json.loads(body)
+            data = parse_json(body)
         except ValueError:
             data = None
         success = 200 <= status < 300  # PAR answers 201 Created

@@ -67,12 +67,16 @@ class TokenRefresher:
             if current.refresh_token is None:
                 raise NotAuthenticated("Your access has expired. Please log in again.")
             tokens, claims = await self._client.refresh(
-                current.refresh_token, audience=audience, scope=scope, sub=current.sub
+                current.refresh_token,
+                audience=audience,
+                scope=scope,
+                sub=current.sub,
+                id_token=current.id_token,
             )
             token = tokens.access_token_for(audience, asked=scope)
             if not token.covers(audience, scope):
                 raise Forbidden(f"The login service did not grant the scopes {scope!r}.")
-            logger.info("auth.refresh sub=%s audience=%s", current.sub, audience)
+            logger.info("auth.refresh sub=%r audience=%s", current.sub, audience)
             count("auth.refreshes")
             return current.refreshed(
                 token,

@@ -1,5 +1,6 @@
 """The /auth routes. Thin: each one reads the request and calls into the modules below it."""
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -54,6 +55,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 MAX_LOGIN_PARAM_LENGTH = 512
 MAX_LOGOUT_BODY = 64 * 1024
 MAX_SID_LENGTH = 255
+# Characters of a UserInfo claim's JSON kept; a larger one (a picture as a data: URL, a
+# hostile provider) is left out rather than make the session too large to keep.
+MAX_USERINFO_CLAIM = 2048
 FRONTCHANNEL_PAGE = "<!doctype html><title>Logged out</title><p>Logged out.</p>"
 
 SameOrigin = Depends(require_same_origin)
@@ -169,7 +173,7 @@ async def finish_login(
     session = await policy.on_login(request, session, tokens)
     target = policy.after_login(session, transaction.return_to)
     await auth.sessions.start(request, session)
-    logger.info("auth.login sub=%s", session.sub)
+    logger.info("auth.login sub=%r", session.sub)
     count("auth.logins")
     return redirect_within(request, target)
 
@@ -188,7 +192,10 @@ async def _with_userinfo(
     except ProviderError as exc:  # the login goes on with the ID token's claims
         logger.warning("auth.userinfo_failed: %r", exc.message)
         return claims
-    return {**userinfo, **claims}
+    kept = {k: v for k, v in userinfo.items() if len(json.dumps(v)) <= MAX_USERINFO_CLAIM}
+    if len(kept) < len(userinfo):
+        logger.warning("auth.userinfo_claims_too_large: %r", sorted(set(userinfo) - set(kept)))
+    return {**kept, **claims}
 
 
 def provider_session_end(claims: Mapping[str, Any]) -> int | None:
@@ -219,7 +226,7 @@ async def _log_out(request: Request, auth: Auth, return_to: str | None) -> Respo
     response = RedirectResponse(url, status_code=303, headers=NO_STORE)
     if session is not None:
         leave_notice(response, auth.settings.cookie_scope)  # "You are logged out."
-        logger.info("auth.logout sub=%s", session.sub)
+        logger.info("auth.logout sub=%r", session.sub)
         count("auth.logouts", kind="rp")
         if session.refresh_token:
             # After the response is sent, so a slow provider never holds up a logout.
@@ -249,7 +256,7 @@ async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
     except AuthError:
         await auth.logout_tokens.release(logout.jti)  # let the provider retry
         raise
-    logger.info("auth.backchannel_logout sub=%s sid=%s", logout.sub, logout.sid)
+    logger.info("auth.backchannel_logout sub=%r sid=%r", logout.sub, logout.sid)
     count("auth.logouts", kind="backchannel")
     return Response(status_code=200, headers=NO_STORE)
 

@@ -214,13 +214,17 @@ class Sessions:
                     ended += await self.store.end_login(session.sub, other.login_id)
             return ended
         # The store cannot list them (cookie sessions): end them all, then carry this
-        # one on as a new login that ends when it would have.
+        # one on as a new login that ends when it would have, and that says when and how
+        # the user authenticated as the old one did (it is no newer a login).
         await self.store.end_sessions(sub=session.sub)
         await asyncio.sleep(0.002)  # so that the new login is later than the logout
         carried = replace(
             Session.start(session.user, **_tokens_of(session)),
             expires_at=self.lifetime.absolute_end(session),
             user_agent=session.user_agent,
+            auth_time=session.auth_time,
+            acr=session.acr,
+            amr=session.amr,
         )
         await self.start(request, carried)
         return None

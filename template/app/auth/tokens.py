@@ -6,7 +6,6 @@ The functions here raise `InvalidToken` with a message that names the failed che
 """
 
 import hmac
-import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
+from app.auth.bodies import parse_json
 from app.auth.errors import InvalidToken
 from app.auth.sessions import AccessToken
 
@@ -103,12 +103,14 @@ def validate_id_token(
     now: int,
     nonce: str | None = None,
     sub: str | None = None,
+    original: str | None = None,
 ) -> dict[str, Any]:
     """Verify the signature and claims of an ID token; return its claims.
 
     At login the `nonce` must be the one sent; an ID token from a refresh has none
     to check, but must be about the session's user, `sub` (Core §12.2), as must one
-    from a flow that a logged-in user starts (account linking: both are checked).
+    from a flow that a logged-in user starts (account linking: both are checked). One
+    from a refresh is also compared with the session's, `original` (see below).
     """
     claims = verify_signature(token, keys, algorithms=algorithms)
     check_claims(claims, issuer=issuer, client_id=client_id, now=now)
@@ -118,7 +120,28 @@ def validate_id_token(
             raise InvalidToken("The ID token was not issued for this login (nonce mismatch).")
     if sub is not None and claims.get("sub") != sub:
         raise InvalidToken("The ID token is about another user than the session's.")
+    if original is not None:
+        _check_same_login(claims, original)
     return claims
+
+
+def _check_same_login(claims: dict[str, Any], original: str) -> None:
+    """Core §12.2: an ID token from a refresh has the audiences of the one the login
+    gave (validated then, kept in the session), and its nonce if it has one at all."""
+    try:
+        before = parse_json(jws.extract_compact(original.encode()).payload)
+    except (JoseError, ValueError):
+        raise InvalidToken("The session's ID token is unreadable.") from None
+    if not isinstance(before, dict) or _audiences(claims) != _audiences(before):
+        raise InvalidToken("The refreshed ID token is for other applications (aud).")
+    if "nonce" in claims and claims["nonce"] != before.get("nonce"):
+        raise InvalidToken("The refreshed ID token is about another login (nonce).")
+
+
+def _audiences(claims: dict[str, Any]) -> set[str]:
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    return {a for a in audiences if isinstance(a, str)} if isinstance(audiences, list) else set()
 
 
 def verify_signature(
@@ -154,7 +177,7 @@ def verify_signature(
         except (JoseError, ValueError):
             continue
         try:
-            claims = json.loads(payload)
+            claims = parse_json(payload)
         except ValueError:
             break
         if isinstance(claims, dict):

@@ -12,6 +12,7 @@ from typing import Any
 from app.auth import policy
 
 MAX_GRANTS = 100  # roles or permissions kept per user; more is a misconfiguration
+MAX_GRANT_LENGTH = 256  # characters of one role or permission; longer ones are left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,4 +38,5 @@ def _strings(value: Any) -> list[str] | None:
         value = value.split()
     if not isinstance(value, list):
         return None
-    return [item for item in value if isinstance(item, str)][:MAX_GRANTS]
+    grants = [item for item in value if isinstance(item, str) and len(item) <= MAX_GRANT_LENGTH]
+    return grants[:MAX_GRANTS]

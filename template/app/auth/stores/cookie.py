@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 from app.auth.cookies import CHUNK_SIZE, MAX_CHUNKS
+from app.auth.errors import ProviderError
 from app.auth.sessions import Session, SessionCodec, SessionLifetime, now
 from app.auth.stores.base import LogoutTokens, Stored
 from app.auth.stores.logouts import LogoutRecords
@@ -102,6 +103,8 @@ class CookieSessionStore:
         while len(value) > MAX_VALUE_LENGTH and len(session.access_tokens) > 1:
             session = replace(session, access_tokens=session.access_tokens[:-1])
             value = self._codec.encode(session)
+        if len(value) > MAX_VALUE_LENGTH:  # large claims kept (policy.py) or huge tokens
+            raise ProviderError("This login is too large to keep in the session cookie.")
         return Stored(value, session, value)
 
     async def delete(self, key: str, session: Session | None) -> None:
