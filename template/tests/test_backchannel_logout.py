@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import RSAKey
 
+from app.auth.errors import StoreUnavailable
 from app.auth.tokens import MAX_TOKEN_LENGTH
 from devserver.provider import LOGOUT_EVENT, FakeProvider
 from tests.conftest import ELSEWHERE_WITHIN
@@ -16,6 +17,7 @@ from tests.helpers import (
     BACKCHANNEL_LOGOUT,
     LOGOUT,
     PROFILE,
+    auth_of,
     claims_of,
     log_in,
     post_logout,
@@ -136,6 +138,34 @@ def test_a_replayed_token_is_refused(logged_in: TestClient, provider: FakeProvid
     log_in(logged_in, provider, "alice")
 
     assert_refused(post_logout(logged_in, token), logged_in)
+
+
+@pytest.mark.parametrize("fails", ["ending the sessions", "claiming the token"])
+def test_a_logout_the_store_failed_holds_when_the_provider_sends_it_again(
+    logged_in: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """A store that times out may still carry the write out later (Redis runs the queued
+    command): the provider's second delivery of the token must still end the session."""
+    auth = auth_of(logged_in)
+    target, name = (
+        (auth.sessions, "end_sessions")
+        if fails == "ending the sessions"
+        else (auth.logout_tokens, "claim")
+    )
+    real = getattr(target, name)
+
+    async def times_out_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(target, name, real)
+        await real(*args, **kwargs)  # done, but the answer is lost
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(target, name, times_out_once)
+    token = provider.logout_token(sub="alice")
+
+    assert post_logout(logged_in, token).status_code == 503
+    post_logout(logged_in, token)  # the provider retries
+
+    assert logged_in.get(PROFILE).status_code == 401
 
 
 def test_a_replayed_token_is_refused_by_an_instance_started_later(

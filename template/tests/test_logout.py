@@ -1,17 +1,30 @@
 """Logging out: here first, always; then at the provider when it supports it."""
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.auth import session_cookie
 from app.auth.client import OidcClient
+from app.auth.errors import StoreUnavailable
 from app.auth.provider import Provider, ProviderMetadata
 from app.auth.session_cookie import SESSION_COOKIE
 from devserver.provider import FakeProvider
 from tests.conftest import make_settings
-from tests.helpers import APP_URL, ISSUER, LOGOUT, PROFILE, log_in, query, replace_cookie
+from tests.helpers import (
+    APP_URL,
+    ISSUER,
+    LOGOUT,
+    PROFILE,
+    auth_of,
+    log_in,
+    query,
+    replace_cookie,
+)
 from tests.test_return_to import HOSTILE
 
 
@@ -56,6 +69,40 @@ def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
     for name, value in cookies.items():
         replace_cookie(down, name, value)
     assert down.get(PROFILE).status_code == 401
+
+
+def test_a_logout_the_store_could_not_take_is_recorded_once_it_is_back(
+    logged_in: TestClient,
+    client_for: Callable[..., TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Other instances honour it too, without waiting for another logout here."""
+    elsewhere = client_for()  # another instance on the same store
+    for cookie in logged_in.cookies.jar:
+        replace_cookie(elsewhere, cookie.name, cookie.value or "")
+    store = auth_of(logged_in).sessions.store
+    delete = store.delete
+    down = True
+
+    async def delete_unless_down(*args: Any, **kwargs: Any) -> None:
+        if down:
+            raise StoreUnavailable()
+        await delete(*args, **kwargs)
+
+    monkeypatch.setattr(store, "delete", delete_unless_down)
+    monkeypatch.setattr(session_cookie, "RETRY_DELAYS", (0.05,))
+    caplog.set_level(logging.INFO, logger="app.auth")
+
+    assert logged_in.get(LOGOUT).status_code == 303
+    time.sleep(0.2)
+    assert elsewhere.get(PROFILE).status_code == 200  # the store is still down
+    down = False  # back
+
+    deadline = time.monotonic() + 5
+    while "auth.logout_recorded_late" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert elsewhere.get(PROFILE).status_code == 401
 
 
 def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:

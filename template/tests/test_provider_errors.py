@@ -1,13 +1,14 @@
 """Errors a person can act on: a refused login names the setting to change; a provider
 that cannot be used is logged with its URL and status (never shown on the page)."""
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app.auth.urls import CALLBACK_PATH, LOGIN_PATH
 from devserver.provider import FakeProvider
@@ -129,3 +130,24 @@ def test_a_provider_that_answers_at_startup_is_logged_ready(
             break
         client.get("/")
     assert f"auth.provider_ready issuer={provider.issuer!r}" in caplog.text
+
+
+def test_a_provider_answering_a_byte_at_a_time_times_out_as_a_whole(
+    client_for: Callable[..., TestClient], provider: FakeProvider
+) -> None:
+    """AUTH0_TIMEOUT bounds each request to the provider, not each read of it: a token
+    endpoint (or a proxy) trickling its answer held the callback for as long as it liked."""
+    client = client_for(auth0_timeout=0.5)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for byte in b'{"error": "slow"}':
+            await asyncio.sleep(0.1)
+            yield bytes([byte])
+
+    provider.replies["token"] = StreamingResponse(trickle(), media_type="application/json")
+    callback = provider.login(start_login(client).headers["location"])
+
+    page = client.get(callback, headers=HTML)
+
+    assert page.status_code == 504
+    assert "did not answer in time" in page.text

@@ -263,16 +263,22 @@ class Provider:
 
     async def send(self, method: str, url: str, **kwargs: Any) -> tuple[int, bytes]:
         """Send a request; return its status and body, which may be no larger than
-        MAX_RESPONSE_BYTES. Network failures and timeouts become provider errors."""
+        MAX_RESPONSE_BYTES. Network failures and timeouts become provider errors.
+
+        The whole exchange has `timeout` seconds: httpx's timeout bounds each read, which
+        a provider (or a proxy) sending a byte at a time would never reach."""
         try:
-            async with self._http.stream(method, url, **kwargs) as response:
+            async with (
+                asyncio.timeout(self.config.timeout),
+                self._http.stream(method, url, **kwargs) as response,
+            ):
                 declared = response.headers.get("content-length", "0")
                 if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                     raise ProviderError("The login service's response is too large.")
                 body = await read_at_most(response.aiter_bytes(), MAX_RESPONSE_BYTES)
                 if body is None:
                     raise ProviderError("The login service's response is too large.")
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             logger.warning("auth.provider_timeout url=%r", url)
             raise ProviderTimeout(
                 "The login service did not answer in time. Please try again."

@@ -24,7 +24,6 @@ from app.auth.deps import (
 )
 from app.auth.errors import (
     CONFIGURATION_HINTS,
-    AuthError,
     InvalidRequest,
     InvalidToken,
     LoginFailed,
@@ -245,17 +244,16 @@ async def backchannel_logout(request: Request, auth: AuthDep) -> Response:
         error = "invalid_request" if exc.status_code == 400 else exc.code
         body = {"error": error, "error_description": exc.message}
         return JSONResponse(body, status_code=exc.status_code, headers=NO_STORE)
-    if not await auth.logout_tokens.claim(logout.jti, until=logout.expires_at):
+    if await auth.logout_tokens.used(logout.jti):
         body = {
             "error": "invalid_request",
             "error_description": "This logout token was used before.",
         }
         return JSONResponse(body, status_code=400, headers=NO_STORE)
-    try:
-        await auth.sessions.end_sessions(sub=logout.sub, sid=logout.sid)
-    except AuthError:
-        await auth.logout_tokens.release(logout.jti)  # let the provider retry
-        raise
+    # Claimed once the sessions ended: when either step fails (503), the provider sends
+    # the token again, and it is taken (two deliveries at once end the same sessions).
+    await auth.sessions.end_sessions(sub=logout.sub, sid=logout.sid)
+    await auth.logout_tokens.claim(logout.jti, until=logout.expires_at)
     logger.info("auth.backchannel_logout sub=%r sid=%r", logout.sub, logout.sid)
     count("auth.logouts", kind="backchannel")
     return Response(status_code=200, headers=NO_STORE)

@@ -40,6 +40,7 @@ SESSION_COOKIE = "app_session"
 SCOPE_KEY = "app.auth"  # per-request state lives in the ASGI scope under this key
 RECENT_CHANGES = 1024  # changed sessions remembered, to fix up requests with older cookies
 UNFINISHED_ENDS = 1024  # logouts the store could not record, remembered and retried
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between retries of those, then 30 s
 WRITE_ATTEMPTS = 5  # a change retried after concurrent renewals, before giving up (503)
 USER_AGENT_LENGTH = 120
 
@@ -93,6 +94,7 @@ class Sessions:
         # login id -> its lock in this process, and how many requests hold or await it
         self._local_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._unfinished: dict[str, Session | None] = {}  # key -> session, ends to retry
+        self._retrying: asyncio.Task[None] | None = None  # retries them until the store takes them
 
     async def current(self, request: Request) -> Session | None:
         """The request's valid session, or None. Read once per request, renewed when due."""
@@ -236,6 +238,8 @@ class Sessions:
             logger.warning("auth.store_unavailable at startup: %s", exc.message)
 
     async def aclose(self) -> None:
+        if self._retrying is not None and self._retrying.get_loop() is asyncio.get_running_loop():
+            self._retrying.cancel()
         await self.store.aclose()
 
     @property
@@ -299,13 +303,9 @@ class Sessions:
         _send(request, cookies)
 
     async def _delete(self, key: str, session: Session | None) -> None:
-        """End the session under `key`; when the store is down, keep trying later."""
-        for unfinished, earlier in list(self._unfinished.items()):
-            try:
-                await self.store.delete(unfinished, earlier)
-            except StoreUnavailable:
-                break
-            del self._unfinished[unfinished]
+        """End the session under `key`; when the store is down, keep trying in the
+        background until it takes the logout (other instances honour it from then on)."""
+        await self._finish_unfinished()
         try:
             await self.store.delete(key, session)
         except StoreUnavailable:
@@ -313,6 +313,26 @@ class Sessions:
             if len(self._unfinished) >= UNFINISHED_ENDS:
                 del self._unfinished[next(iter(self._unfinished))]
             self._unfinished[key] = session
+            loop = asyncio.get_running_loop()
+            retrying = self._retrying
+            if retrying is None or retrying.done() or retrying.get_loop() is not loop:
+                self._retrying = loop.create_task(self._retry())
+
+    async def _finish_unfinished(self) -> None:
+        for unfinished, earlier in list(self._unfinished.items()):
+            try:
+                await self.store.delete(unfinished, earlier)
+            except StoreUnavailable:
+                return
+            del self._unfinished[unfinished]
+            logger.info("auth.logout_recorded_late")
+
+    async def _retry(self) -> None:
+        attempt = 0
+        while self._unfinished:
+            await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+            await self._finish_unfinished()
+            attempt += 1
 
     def _newer(self, session: Session) -> Session | None:
         changed = self._changed.get(session.login_id)

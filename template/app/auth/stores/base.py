@@ -70,10 +70,13 @@ class SessionStore(Protocol):
 
 
 class LogoutTokens(Protocol):
-    """Ids (`jti`) of logout tokens already used, so that a replayed one is refused."""
+    """Ids (`jti`) of logout tokens (and DPoP proofs) already used, so that a replayed one
+    is refused. A logout token is claimed once its sessions have ended: one whose logout
+    failed midway (a store that timed out may still carry out a write later) is taken
+    again when the provider sends it again."""
+
+    async def used(self, jti: str) -> bool:
+        """Whether `jti` was claimed (and is not past its end)."""
 
     async def claim(self, jti: str, *, until: int) -> bool:
-        """Remember `jti` until `until`; False when it was seen before."""
-
-    async def release(self, jti: str) -> None:
-        """Forget a claimed `jti` (its logout failed and may be retried)."""
+        """Remember `jti` until `until`; False when it was claimed before."""

@@ -214,15 +214,22 @@ class SqliteLogoutRecords:
             (kind, value, time.time(), until),
         )
 
+    async def used(self, jti: str) -> bool:
+        db, _ = self._connection()
+        try:
+            row = db.execute(
+                "SELECT 1 FROM logout_tokens WHERE jti = ? AND expires_at > ?", (jti, time.time())
+            ).fetchone()
+        except sqlite3.Error:
+            raise StoreUnavailable("Logout tokens cannot be read right now.") from None
+        return row is not None
+
     async def claim(self, jti: str, *, until: int) -> bool:
         """Remember a logout token id until `until`; False when it was seen before."""
         cursor = self._write(
             "INSERT OR IGNORE INTO logout_tokens (jti, expires_at) VALUES (?, ?)", (jti, until)
         )
         return cursor.rowcount == 1
-
-    async def release(self, jti: str) -> None:
-        self._write("DELETE FROM logout_tokens WHERE jti = ?", (jti,))
 
     def _write(self, statement: str, parameters: tuple[object, ...]) -> sqlite3.Cursor:
         db, signal = self._connection()

@@ -225,15 +225,15 @@ class RedisLogoutTokens:
         self._redis = redis
         self._prefix = prefix
 
+    async def used(self, jti: str) -> bool:
+        try:
+            return bool(await self._redis.exists(f"{self._prefix}jti:{jti}"))
+        except (RedisError, OSError):
+            raise StoreUnavailable("Logout tokens cannot be read right now.") from None
+
     async def claim(self, jti: str, *, until: int) -> bool:
         ttl = max(until - int(time.time()), 1)
         try:
             return bool(await self._redis.set(f"{self._prefix}jti:{jti}", 1, ex=ttl, nx=True))
-        except (RedisError, OSError):
-            raise StoreUnavailable("Logout tokens cannot be recorded right now.") from None
-
-    async def release(self, jti: str) -> None:
-        try:
-            await self._redis.delete(f"{self._prefix}jti:{jti}")
         except (RedisError, OSError):
             raise StoreUnavailable("Logout tokens cannot be recorded right now.") from None

@@ -177,6 +177,12 @@ class SqlLogoutTokens:
     def __init__(self, database: Database) -> None:
         self._database = database
 
+    async def used(self, jti: str) -> bool:
+        table = logout_tokens_table
+        query = select(table.c.jti).where(table.c.jti == jti, table.c.expires_at > now())
+        async with self._database.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
     async def claim(self, jti: str, *, until: int) -> bool:
         try:
             async with self._database.connect(write=True) as connection:
@@ -186,12 +192,6 @@ class SqlLogoutTokens:
         except IntegrityError:
             return False
         return True
-
-    async def release(self, jti: str) -> None:
-        async with self._database.connect(write=True) as connection:
-            await connection.execute(
-                delete(logout_tokens_table).where(logout_tokens_table.c.jti == jti)
-            )
 
 
 class SqlSessionStore:
