@@ -365,6 +365,32 @@ def test_store_killed_under_load_answers_503_and_recovers_within_a_second(
     )
 
 
+def test_postgresql_restarted_or_recreated_empty_serves_the_next_requests(
+    oidc_provider: OidcProvider, start_app: StartApp, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """PostgreSQL restarted while nobody used the app: the pool's connections are dead, yet
+    the next requests are served (they were 503). Then a database recreated empty: its
+    tables are made again, its old sessions are gone, and logins work (every request was
+    503 until the app restarted)."""
+    project = project_for(tmp_path_factory, "sql-postgres")
+    with PostgresServer() as postgres:
+        settings = {"DATABASE_URL": postgres.url, "DATABASE_CACHE_SIZE": "0"}
+        app = start_app(oidc_provider, project, settings=settings)
+        users = [new_user(f"pg-restart{n}") for n in range(5)]
+        cookies = log_in_all(app, users)  # several connections in the pool
+
+        postgres.stop()
+        postgres.start()  # same port, same data
+
+        assert [profile_of(app, cookie) for cookie in cookies] == users
+
+        postgres.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        answers = [get(app, "/auth/profile", cookie).status_code for cookie in cookies]
+        assert set(answers) <= {401, 503} and answers[-1] == 401  # gone, never served
+        newcomer = new_user("pg-recreated")
+        assert profile_of(app, log_in(app, newcomer)) == newcomer
+
+
 # --- More concurrent requests than connections to Redis -----------------------------------------
 
 BURST = 150  # concurrent requests, more than redis-py's default pool of 100 connections

@@ -150,6 +150,9 @@ class Database:
             raise  # the caller's to handle (a key that exists already)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             logger.warning("auth.store_unavailable store=sql error=%s", type(exc).__name__)
+            # The database may be back empty (recreated, restored): make sure of the
+            # tables again at the next use (CREATE ... IF NOT EXISTS, a few statements).
+            self._schema_ready = False
             raise StoreUnavailable() from None
 
     async def _create_schema(self) -> None:
@@ -408,10 +411,16 @@ def _sqlite_write_ahead_log(connection: Any, _: object) -> None:
 def build_store(settings: "AuthSettings", lifetime: SessionLifetime) -> SqlSessionStore:
     timeout = settings.database_timeout
     connect_args: dict[str, float] = {"timeout": timeout}  # connecting (sqlite: waiting for locks)
-    if settings.database_url.startswith("postgresql+asyncpg"):
+    postgres = settings.database_url.startswith("postgresql+asyncpg")
+    if postgres:
         connect_args["command_timeout"] = timeout  # each query on an open connection too
     engine = create_async_engine(
-        settings.database_url, pool_timeout=timeout, connect_args=connect_args
+        settings.database_url,
+        pool_timeout=timeout,
+        # A pooled connection to a PostgreSQL that restarted is dead: checked before
+        # use (a round trip when taken from the pool), not found dead by a request.
+        pool_pre_ping=postgres,
+        connect_args=connect_args,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_write_ahead_log)
