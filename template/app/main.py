@@ -12,7 +12,7 @@ from app.auth import Auth, install_auth
 from app.auth.telemetry import carries_secrets
 from app.config import Settings, get_settings
 from app.error_pages import http_error_page
-from app.logs import configure_logging
+from app.logs import configure_logging, redact_access_log
 from app.variant import PROJECT_NAME
 
 
@@ -22,6 +22,7 @@ def create_app(
     """Build the app. Tests pass their own settings and an in-process provider transport."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    redact_access_log()
     auth = Auth.from_settings(settings, transport=provider_transport)
     docs = settings.docs_enabled  # in development, or when OPENAPI_DOCS=true
     app = FastAPI(

@@ -115,3 +115,23 @@ def test_auth_events_show_under_a_plain_server(form: str) -> None:
     else:
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO app\.auth: auth\.error ", line)
         assert "code=login_expired" in line
+
+
+def test_the_access_log_leaves_out_codes_states_and_session_ids(
+    client: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    callback = provider.login(start_login(client).headers["location"])
+    code, state = query(callback)["code"], query(callback)["state"]
+    target = callback.removeprefix(APP_URL) + "&next=%2Fhome"
+
+    # The line uvicorn writes for each request (its access logger, its arguments).
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", target, "1.1", 303
+    )
+
+    (line,) = caplog.messages
+    assert code not in line and state not in line
+    assert "code=[redacted]" in line and "state=[redacted]" in line
+    assert line.startswith(f'127.0.0.1:50000 - "GET {CALLBACK_PATH}?')
+    assert line.endswith('&next=%2Fhome HTTP/1.1" 303')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from app_flows import (
@@ -70,10 +71,15 @@ def test_http_login_from_a_protected_page(app_server: AppServer) -> None:
         assert transaction[0].startswith("app_tx.")
         assert transaction[1]["path"] == "/auth"
 
-        callback = client.get(finish_login(client, app_server, login.headers["location"], "alice"))
+        callback_url = finish_login(client, app_server, login.headers["location"], "alice")
+        callback = client.get(callback_url)
 
         assert callback.status_code == 303
         assert callback.headers["location"] == "/profile"
+        # uvicorn's access log has the callback's line, without its code and state.
+        code = parse_qs(urlsplit(callback_url).query)["code"][0]
+        log = app_server.log_path.read_text()
+        assert "GET /auth/callback?" in log and code not in log
         assert callback.headers["referrer-policy"] == "no-referrer"
         assert callback.headers["cache-control"] == "no-store"
         set_cookies = [cookie_attributes(c) for c in callback.headers.get_list("set-cookie")]
