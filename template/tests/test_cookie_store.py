@@ -413,6 +413,23 @@ if os.environ.get("REDIS_URL"):
                 assert logged_in.get(PROFILE).status_code == 200
             assert calls(redis, "mget") == before
 
+    def test_after_redis_lost_the_records_old_sessions_end_and_logins_work(
+        logged_in: TestClient, provider: FakeProvider
+    ) -> None:
+        """Redis restarted empty while the app runs: the first login after it was refused
+        (its session began before the records were started again, a moment later)."""
+        alice = {c.name: c.value or "" for c in logged_in.cookies.jar}
+        prefix = auth_of(logged_in).settings.redis_key_prefix
+        with Redis.from_url(os.environ["REDIS_URL"]) as redis:
+            lost = list(redis.scan_iter(f"{prefix}logout:*"))
+            assert lost and redis.delete(*lost) == len(lost)
+
+        assert log_in(logged_in, provider, "carol").status_code == 303
+        assert logged_in.get(PROFILE).json()["sub"] == "carol"
+        for name, value in alice.items():
+            replace_cookie(logged_in, name, value)
+        assert logged_in.get(PROFILE).status_code == 401  # its logout may have been lost
+
     def test_a_lost_cache_connection_never_revives_a_session(
         logged_in: TestClient, provider: FakeProvider, caplog: pytest.LogCaptureFixture
     ) -> None:

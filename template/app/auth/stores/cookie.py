@@ -81,7 +81,7 @@ class CookieSessionStore:
         return self._codec.decode(key) if len(key) <= MAX_VALUE_LENGTH else None
 
     async def create(self, session: Session) -> Stored | None:
-        ended, _ = await self.logouts.check(session)
+        ended, _ = await self.logouts.check(session, new=True)
         return None if ended else self._encode(session)
 
     async def replace(self, old: Stored, session: Session, *, fence: str = "") -> Stored | None:

@@ -41,9 +41,10 @@ LOCK_POLL = 0.05  # seconds between attempts to take a lock
 
 
 class LogoutRecords(Protocol):
-    async def check(self, session: Session) -> tuple[bool, str | None]:
+    async def check(self, session: Session, *, new: bool = False) -> tuple[bool, str | None]:
         """Whether a logout applies to the session, and the newest version of its login
-        (a cookie value) when one newer than `session` was recorded."""
+        (a cookie value) when one newer than `session` was recorded. A `new` session (a
+        login finishing now) is not ended for records that were lost before it began."""
 
     async def record(self, kind: str, value: str, *, until: int) -> None:
         """Write down a logout of `kind` ("login", "sid" or "sub"), kept until `until`."""

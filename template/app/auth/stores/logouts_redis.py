@@ -52,7 +52,7 @@ class RedisLogoutRecords:
         self._unlock = redis.register_script(DELETE_IF_OWNED)
         self._set_if_locked = redis.register_script(SET_IF_LOCKED)
 
-    async def check(self, session: Session) -> tuple[bool, str | None]:
+    async def check(self, session: Session, *, new: bool = False) -> tuple[bool, str | None]:
         kinds = [STARTED, *keys_of(session), (NEWER, session.login_id)]
         keys = [self._key(kind, value) for kind, value in kinds]
         values: list[str | None] = [self._cache.get(key) for key in keys]
@@ -66,7 +66,9 @@ class RedisLogoutRecords:
             for key, value in zip(keys, values, strict=True):
                 self._cache.put(key, value or "", version)
         started, *records, newest = values
-        if session.created_at < float(started or await self._start(keys[0])):
+        if not started:  # lost (Redis restarted empty): from now on, or from a new login on
+            started = await self._start(keys[0], at=session.created_at if new else None)
+        if session.created_at < float(started):
             return True, None  # from before these records were started: they may be lost
         if any(
             value and applies(kind, float(value), session)
@@ -115,11 +117,12 @@ class RedisLogoutRecords:
     async def open(self) -> None:
         await self._start(self._key(*STARTED))
 
-    async def _start(self, key: str) -> str:
-        """Write down when the records were started (now, unless another instance did)."""
+    async def _start(self, key: str, *, at: float | None = None) -> str:
+        """Write down when the records were started (now or `at`, unless another instance
+        did)."""
         self._cache.forget(key)
         try:
-            await self._redis.set(key, time.time(), nx=True)
+            await self._redis.set(key, at or time.time(), nx=True)
             started = await self._redis.get(key)
         except RedisError:
             raise StoreUnavailable("Logout records cannot be read right now.") from None

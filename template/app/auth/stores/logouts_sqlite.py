@@ -124,7 +124,7 @@ class SqliteLogoutRecords:
             self._ended[(kind, value)] = (ended_at, expires_at)
             self._last_row = max(self._last_row, row_id)
 
-    async def check(self, session: Session) -> tuple[bool, str | None]:
+    async def check(self, session: Session, *, new: bool = False) -> tuple[bool, str | None]:
         self._catch_up()
         started = self._ended.get(STARTED)
         if started is None or session.created_at < started[0]:
