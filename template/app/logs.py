@@ -17,7 +17,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Query parameters whose values stay out of the access log: an authorization code that a
 # failed login left unused still works (with its PKCE verifier), and so on.
 SECRET_PARAMS = frozenset(
-    {"code", "state", "session_state", "sid", "id_token_hint", "logout_token", "request_uri"}
+    {
+        *("code", "connect_code", "state", "session_state", "sid", "request_uri"),
+        *("id_token_hint", "logout_token", "invitation", "login_hint"),
+    }
 )
 
 

@@ -315,6 +315,18 @@ def test_a_proof_issued_at_nan_is_refused(
     assert response.status_code == 401  # was a 500 (int(nan))
 
 
+def test_a_proof_nested_too_deeply_is_refused(
+    api: TestClient, provider: FakeProvider, dpop: DPoPClient
+) -> None:
+    token = bound_token(provider, dpop)
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": dpop.key.as_dict(private=False)}
+    proof = jws.serialize_compact(header, b"[" * 1300 + b"]" * 1300, dpop.key)
+
+    response = api.get(ORDERS, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+
+    assert response.status_code == 401  # was a 500 (RecursionError)
+
+
 def test_a_bound_token_as_a_bearer_token_is_refused(
     api: TestClient, provider: FakeProvider, dpop: DPoPClient
 ) -> None:

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx2
 import pytest
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 from starlette.responses import Response
 
 from app.auth.linking import CALLBACK_PATHS, LINK, UNLINK
+from app.auth.sessions import AccessToken
 from app.auth.urls import AUTH_PREFIX, CALLBACK_PATH, LOGIN_PATH
 from devserver.linking import LinkingProvider
 from tests.helpers import (
@@ -183,6 +185,21 @@ def test_a_refusal_of_the_provider_is_shown_and_changes_nothing(
     assert "access_denied" in body["error_description"]
     assert "no identity" in body["error_description"]
     assert stored_session(logged_in) == before
+
+
+def test_tokens_are_refreshed_after_linking(
+    logged_in: TestClient, provider: LinkingProvider
+) -> None:
+    """Linking replaces the session's ID token and keeps its refresh token, whose refreshes
+    bring ID tokens of the first login (another nonce): they are taken all the same."""
+    assert link(logged_in, provider).status_code == 303
+    session = stored_session(logged_in)
+    assert session is not None
+    due = AccessToken("due", int(time.time()) - 1, session.access_tokens[0].scope, None)
+    install_session(logged_in, replace(session, access_tokens=(due,)))
+
+    assert logged_in.get("/api-example", headers={"Accept": "application/json"}).status_code == 200
+    assert provider.token_requests[-1]["grant_type"] == "refresh_token"
 
 
 def test_an_expired_id_token_cannot_link(client: TestClient, provider: LinkingProvider) -> None:

@@ -123,7 +123,7 @@ def test_the_access_log_leaves_out_codes_states_and_session_ids(
     caplog.set_level(logging.INFO, logger="uvicorn.access")
     callback = provider.login(start_login(client).headers["location"])
     code, state = query(callback)["code"], query(callback)["state"]
-    target = callback.removeprefix(APP_URL) + "&next=%2Fhome"
+    target = callback.removeprefix(APP_URL) + "&connect_code=cc-secret&next=%2Fhome"
 
     # The line uvicorn writes for each request (its access logger, its arguments).
     logging.getLogger("uvicorn.access").info(
@@ -131,7 +131,7 @@ def test_the_access_log_leaves_out_codes_states_and_session_ids(
     )
 
     (line,) = caplog.messages
-    assert code not in line and state not in line
+    assert code not in line and state not in line and "cc-secret" not in line
     assert "code=[redacted]" in line and "state=[redacted]" in line
     assert line.startswith(f'127.0.0.1:50000 - "GET {CALLBACK_PATH}?')
     assert line.endswith('&next=%2Fhome HTTP/1.1" 303')

@@ -1,5 +1,6 @@
 """Logging out: here first, always; then at the provider when it supports it."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -103,6 +104,40 @@ def test_a_logout_the_store_could_not_take_is_recorded_once_it_is_back(
     while "auth.logout_recorded_late" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.05)
     assert elsewhere.get(PROFILE).status_code == 401
+
+
+def test_a_logout_finishing_a_missed_one_while_the_retry_does_too_succeeds(
+    logged_in: TestClient,
+    client: TestClient,
+    provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The background retry and a request's logout may record the same missed logout at
+    once: each must get through (the second to finish answered 500)."""
+    store = auth_of(logged_in).sessions.store
+    delete = store.delete
+    down = True
+
+    async def slow_delete_unless_down(*args: Any, **kwargs: Any) -> None:
+        if down:
+            raise StoreUnavailable()
+        await asyncio.sleep(0.3)  # a slow store: the two deletions overlap
+        await delete(*args, **kwargs)
+
+    monkeypatch.setattr(store, "delete", slow_delete_unless_down)
+    monkeypatch.setattr(session_cookie, "RETRY_DELAYS", (0.05,))
+    caplog.set_level(logging.INFO, logger="app.auth")
+    assert logged_in.get(LOGOUT).status_code == 303  # missed: retried in the background
+    log_in(client, provider, "bob")
+    down = False
+    time.sleep(0.1)  # the retry is recording it now
+
+    assert client.get(LOGOUT).status_code == 303  # records it too, then bob's logout
+
+    time.sleep(0.5)
+    assert "auth.logout_recorded_late" in caplog.text
+    assert "auth.logout_retry_failed" not in caplog.text
 
 
 def test_logout_removes_every_session_cookie(logged_in: TestClient) -> None:

@@ -34,6 +34,7 @@ def test_over_tls_the_sentinels_may_have_a_password_of_their_own() -> None:
     assert (target.kind, target.tls, target.service) == ("sentinel", True, "sessions")
     assert (target.password, target.sentinel_password) == ("primary-pw", "s&p")
     assert target.tls_options()["ssl_ca_certs"] == "/etc/ssl/redis-ca.pem"
+    assert target.tls_options()["ssl_check_hostname"] is True  # not redis-py 5's default
     assert target.sentinel_options(2.0)["password"] == "s&p"
     assert target.sentinel_options(2.0)["ssl"] is True  # the sentinels speak TLS too
 

@@ -88,3 +88,14 @@ def test_a_huge_userinfo_claim_is_left_out_of_the_session(
     user = client.get(PROFILE).json()
     assert "name" not in user and user["email"] == "alice@example.com"
     assert "auth.userinfo_claims_too_large: ['name']" in caplog.messages
+
+
+def test_a_long_name_in_another_script_is_kept(
+    client: TestClient, thin_id_tokens: FakeProvider
+) -> None:
+    name = "山田" * 500  # 1,000 characters: 6,000 as escaped JSON, within the bound as text
+    thin_id_tokens.users["alice"] = {"name": name}
+
+    assert log_in(client, thin_id_tokens).status_code == 303
+
+    assert client.get(PROFILE).json()["name"] == name

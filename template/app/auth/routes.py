@@ -191,7 +191,11 @@ async def _with_userinfo(
     except ProviderError as exc:  # the login goes on with the ID token's claims
         logger.warning("auth.userinfo_failed: %r", exc.message)
         return claims
-    kept = {k: v for k, v in userinfo.items() if len(json.dumps(v)) <= MAX_USERINFO_CLAIM}
+    kept = {
+        k: v
+        for k, v in userinfo.items()
+        if len(json.dumps(v, ensure_ascii=False)) <= MAX_USERINFO_CLAIM
+    }
     if len(kept) < len(userinfo):
         logger.warning("auth.userinfo_claims_too_large: %r", sorted(set(userinfo) - set(kept)))
     return {**kept, **claims}

@@ -17,6 +17,8 @@ Template-owned protocol code: change sessions through `policy.py` (`session_user
 """
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -238,8 +240,11 @@ class Sessions:
             logger.warning("auth.store_unavailable at startup: %s", exc.message)
 
     async def aclose(self) -> None:
-        if self._retrying is not None and self._retrying.get_loop() is asyncio.get_running_loop():
-            self._retrying.cancel()
+        retrying, self._retrying = self._retrying, None
+        if retrying is not None and retrying.get_loop() is asyncio.get_running_loop():
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying
         await self.store.aclose()
 
     @property
@@ -311,12 +316,13 @@ class Sessions:
         except StoreUnavailable:
             logger.warning("auth.logout_not_recorded store_unavailable=1 (retried later)")
             if len(self._unfinished) >= UNFINISHED_ENDS:
-                del self._unfinished[next(iter(self._unfinished))]
+                self._unfinished.pop(next(iter(self._unfinished)), None)
             self._unfinished[key] = session
             loop = asyncio.get_running_loop()
             retrying = self._retrying
             if retrying is None or retrying.done() or retrying.get_loop() is not loop:
-                self._retrying = loop.create_task(self._retry())
+                # In a context of its own: not the request's (its trace, for one).
+                self._retrying = loop.create_task(self._retry(), context=contextvars.Context())
 
     async def _finish_unfinished(self) -> None:
         for unfinished, earlier in list(self._unfinished.items()):
@@ -324,14 +330,18 @@ class Sessions:
                 await self.store.delete(unfinished, earlier)
             except StoreUnavailable:
                 return
-            del self._unfinished[unfinished]
-            logger.info("auth.logout_recorded_late")
+            if unfinished in self._unfinished:  # not finished by another retry meanwhile
+                del self._unfinished[unfinished]
+                logger.info("auth.logout_recorded_late")
 
     async def _retry(self) -> None:
         attempt = 0
         while self._unfinished:
             await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
-            await self._finish_unfinished()
+            try:
+                await self._finish_unfinished()
+            except Exception:  # keep retrying; an unexpected failure is logged
+                logger.exception("auth.logout_retry_failed")
             attempt += 1
 
     def _newer(self, session: Session) -> Session | None:

@@ -184,7 +184,8 @@ class TrackedCache(Generic[V]):
         finally:
             for client in sentinel.sentinels:
                 await client.aclose()
-        tls = {"connection_class": SSLConnection, "ssl_ca_certs": target.ca_file}
+        tls = {"connection_class": SSLConnection, **target.tls_options()}
+        del tls["ssl"]
         return {
             "host": host,
             "port": port,

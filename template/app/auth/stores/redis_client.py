@@ -59,7 +59,12 @@ class RedisTarget:
         names checked, against `ca_file` or the system's authorities."""
         if not self.tls:
             return {}
-        return {"ssl": True, "ssl_cert_reqs": "required", "ssl_ca_certs": self.ca_file}
+        return {
+            "ssl": True,
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,  # the default only from redis-py 6 on
+            "ssl_ca_certs": self.ca_file,
+        }
 
     def sentinel_options(self, timeout: float) -> dict[str, Any]:
         """Options of the connections to the sentinels themselves."""

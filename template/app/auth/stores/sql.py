@@ -150,9 +150,10 @@ class Database:
             raise  # the caller's to handle (a key that exists already)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             logger.warning("auth.store_unavailable store=sql error=%s", type(exc).__name__)
-            # The database may be back empty (recreated, restored): make sure of the
-            # tables again at the next use (CREATE ... IF NOT EXISTS, a few statements).
-            self._schema_ready = False
+            if isinstance(exc, ProgrammingError) or "no such table" in str(exc):
+                # The database is back empty (recreated, restored): the tables are made
+                # again at the next use.
+                self._schema_ready = False
             raise StoreUnavailable() from None
 
     async def _create_schema(self) -> None:
