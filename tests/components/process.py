@@ -22,7 +22,7 @@ HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parents[1]
 ARTIFACTS_DIR = TESTS_DIR / "artifacts"
 
-START_TIMEOUT = 15.0
+START_TIMEOUT = 30.0  # generous: a loaded CI machine starts Python slowly (15 s was missed)
 STOP_TIMEOUT = 5.0
 
 
