@@ -196,8 +196,8 @@ class OidcClient:
         id_token: str,
     ) -> tuple[TokenSet, dict[str, Any] | None]:
         """Redeem a refresh token for a new access token (and maybe new refresh/ID tokens);
-        with a new ID token, also its validated claims (about the same user `sub`, and the
-        same login as the session's `id_token`)."""
+        with a new ID token, also its validated claims (about the same user `sub`, for the
+        same applications as the session's `id_token`)."""
         metadata = await self.provider.metadata()
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if audience:
