@@ -184,15 +184,16 @@ class TrackedCache(Generic[V]):
         finally:
             for client in sentinel.sentinels:
                 await client.aclose()
-        tls = {"connection_class": SSLConnection, **target.tls_options()}
-        del tls["ssl"]
-        return {
+        options: dict[str, Any] = {
             "host": host,
             "port": port,
             "username": target.username,
             "password": target.password,
-            **(tls if target.tls else {}),
         }
+        if target.tls:  # as the store's own client: SSLConnection's options, checked alike
+            tls = {name: value for name, value in target.tls_options().items() if name != "ssl"}
+            options |= {"connection_class": SSLConnection, **tls}
+        return options
 
     async def _connect(self) -> "TrackingConnection":
         """A connection on which Redis announces changes of the keys under the prefix."""
