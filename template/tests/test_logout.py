@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -72,33 +73,51 @@ def test_a_logout_while_the_store_is_down_still_logs_the_browser_out(
     assert down.get(PROFILE).status_code == 401
 
 
+@dataclass
+class FlakyDeletes:
+    """The store's deletions: refused (StoreUnavailable) while `down`, slowed by `delay`
+    seconds once it is back."""
+
+    down: bool = True
+    delay: float = 0.0
+
+
+@pytest.fixture
+def flaky_deletes(
+    logged_in: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> FlakyDeletes:
+    """A store that cannot delete for now; missed logouts are retried every 0.05 s."""
+    flaky = FlakyDeletes()
+    store = auth_of(logged_in).sessions.store
+    delete = store.delete
+
+    async def flaky_delete(*args: Any, **kwargs: Any) -> None:
+        if flaky.down:
+            raise StoreUnavailable()
+        await asyncio.sleep(flaky.delay)
+        await delete(*args, **kwargs)
+
+    monkeypatch.setattr(store, "delete", flaky_delete)
+    monkeypatch.setattr(session_cookie, "RETRY_DELAYS", (0.05,))
+    caplog.set_level(logging.INFO, logger="app.auth")
+    return flaky
+
+
 def test_a_logout_the_store_could_not_take_is_recorded_once_it_is_back(
     logged_in: TestClient,
     client_for: Callable[..., TestClient],
-    monkeypatch: pytest.MonkeyPatch,
+    flaky_deletes: FlakyDeletes,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Other instances honour it too, without waiting for another logout here."""
     elsewhere = client_for()  # another instance on the same store
     for cookie in logged_in.cookies.jar:
         replace_cookie(elsewhere, cookie.name, cookie.value or "")
-    store = auth_of(logged_in).sessions.store
-    delete = store.delete
-    down = True
-
-    async def delete_unless_down(*args: Any, **kwargs: Any) -> None:
-        if down:
-            raise StoreUnavailable()
-        await delete(*args, **kwargs)
-
-    monkeypatch.setattr(store, "delete", delete_unless_down)
-    monkeypatch.setattr(session_cookie, "RETRY_DELAYS", (0.05,))
-    caplog.set_level(logging.INFO, logger="app.auth")
 
     assert logged_in.get(LOGOUT).status_code == 303
     time.sleep(0.2)
     assert elsewhere.get(PROFILE).status_code == 200  # the store is still down
-    down = False  # back
+    flaky_deletes.down = False  # back
 
     deadline = time.monotonic() + 5
     while "auth.logout_recorded_late" not in caplog.text and time.monotonic() < deadline:
@@ -110,27 +129,14 @@ def test_a_logout_finishing_a_missed_one_while_the_retry_does_too_succeeds(
     logged_in: TestClient,
     client: TestClient,
     provider: FakeProvider,
-    monkeypatch: pytest.MonkeyPatch,
+    flaky_deletes: FlakyDeletes,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The background retry and a request's logout may record the same missed logout at
     once: each must get through (the second to finish answered 500)."""
-    store = auth_of(logged_in).sessions.store
-    delete = store.delete
-    down = True
-
-    async def slow_delete_unless_down(*args: Any, **kwargs: Any) -> None:
-        if down:
-            raise StoreUnavailable()
-        await asyncio.sleep(0.3)  # a slow store: the two deletions overlap
-        await delete(*args, **kwargs)
-
-    monkeypatch.setattr(store, "delete", slow_delete_unless_down)
-    monkeypatch.setattr(session_cookie, "RETRY_DELAYS", (0.05,))
-    caplog.set_level(logging.INFO, logger="app.auth")
     assert logged_in.get(LOGOUT).status_code == 303  # missed: retried in the background
     log_in(client, provider, "bob")
-    down = False
+    flaky_deletes.down, flaky_deletes.delay = False, 0.3  # back, slow: the deletions overlap
     time.sleep(0.1)  # the retry is recording it now
 
     assert client.get(LOGOUT).status_code == 303  # records it too, then bob's logout
